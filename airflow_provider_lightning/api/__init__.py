@@ -1,0 +1,1 @@
+"""Lightning REST API layer: transport, errors and resource descriptions (knows HTTP, not Airflow)."""

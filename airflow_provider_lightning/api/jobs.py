@@ -1,0 +1,238 @@
+"""Lightning jobs: the request model, its validation and the job API calls."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_provider_lightning.api import wire
+from airflow_provider_lightning.api.errors import LightningApiError
+from airflow_provider_lightning.api.machines import resolve_machine
+from airflow_provider_lightning.api.resources import JOB, ResourceState, read_job
+from airflow_provider_lightning.api.transport import AMBIGUOUS_ERRORS, ApiCall, Flow, paginate
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_NAME_LENGTH = 64
+
+
+def validate_name(name: str, what: str = "name") -> str:
+    """Check a resource name: letters, digits, ``.``, ``_``, ``-``; starts alphanumeric; <= 64 chars."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{what} must be a non-empty string")
+    if len(name) > MAX_NAME_LENGTH:
+        raise ValueError(f"{what} {name!r} is longer than {MAX_NAME_LENGTH} characters")
+    if not NAME_RE.match(name):
+        bad = sorted({c for c in name if not re.match(r"[A-Za-z0-9._-]", c)})
+        raise ValueError(
+            f"{what} {name!r} has invalid characters {bad}: use letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def validate_env(env: Mapping[str, Any] | None) -> dict[str, str]:
+    """Check environment variables: valid names and string values (no silent ``str()`` of objects)."""
+    if env is None:
+        return {}
+    if not isinstance(env, Mapping):
+        raise ValueError(f"env must be a dict of str to str, got {type(env).__name__}")
+    for key, value in env.items():
+        if not isinstance(key, str) or not ENV_NAME_RE.match(key):
+            raise ValueError(f"env name {key!r} is invalid: use letters, digits and '_', not starting with a digit")
+        if not isinstance(value, str):
+            raise ValueError(
+                f"env value of {key!r} must be a string, got {type(value).__name__} ({value!r}); "
+                "convert it explicitly, for example str(value) or json.dumps(value)"
+            )
+    return dict(env)
+
+
+def parse_path_mappings(mappings: Mapping[str, str] | None) -> list[dict[str, str]]:
+    """``{"/data": "conn:sub/path"}`` -> ``[{containerPath, connectionName, connectionPath}]`` (SDK format)."""
+    result = []
+    for container_path, target in (mappings or {}).items():
+        if not isinstance(container_path, str) or not container_path.startswith("/"):
+            raise ValueError(f"path_mappings key {container_path!r} must be an absolute container path")
+        if not isinstance(target, str) or not target:
+            raise ValueError(f"path_mappings[{container_path!r}] must be 'connection' or 'connection:path'")
+        name, _, sub = target.partition(":")
+        result.append({"connectionName": name, "connectionPath": sub, "containerPath": container_path})
+    return result
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """A validated job submission.
+
+    :param name: job name (the server may suffix it on a clash; always read the answer's name).
+    :param command: shell command; required for Studio jobs, optional for image jobs.
+    :param machine: machine name or slug; resolved to the wire slug on validation.
+    :param image: container image (container job); exclusive with ``studio``.
+    :param studio: Studio name whose snapshot the job runs in; exclusive with ``image``.
+    :param entrypoint: container entrypoint; ``sh -c`` by default when a command is given.
+    :param env: environment variables (str to str).
+    :param interruptible: run on a spot/interruptible machine.
+    :param cluster_id: cloud account; empty lets Lightning choose.
+    :param max_run_attempts: platform-side attempts (1 = no platform retry); None leaves it unset.
+    :param path_mappings: ``{"/container/path": "connection[:path]"}`` data connection mounts.
+    :param tags: tag names.
+    :param image_secret_ref: teamspace secret holding registry credentials (image jobs).
+    :param allow_custom_machine: pass an unknown machine string through as a raw instance type.
+    """
+
+    name: str
+    command: str = ""
+    machine: str = "CPU"
+    image: str = ""
+    studio: str = ""
+    entrypoint: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    interruptible: bool = False
+    cluster_id: str = ""
+    max_run_attempts: int | None = None
+    path_mappings: Mapping[str, str] = field(default_factory=dict)
+    tags: Sequence[str] = ()
+    image_secret_ref: str = ""
+    allow_custom_machine: bool = False
+
+    def validated(self) -> JobRequest:
+        """Return a copy with the machine resolved; ValueError names the first bad argument."""
+        validate_name(self.name, "job name")
+        if bool(self.image) == bool(self.studio):
+            raise ValueError(
+                "give exactly one of image= (a container job) or studio= (a job from a Studio snapshot); "
+                f"got {'both' if self.image else 'neither'}"
+            )
+        if not isinstance(self.command, str):
+            raise ValueError(f"command must be a string, got {type(self.command).__name__}")
+        if self.studio and not self.command.strip():
+            raise ValueError(f"command is required for a Studio job (studio={self.studio!r}) and must not be empty")
+        if self.studio and self.entrypoint:
+            raise ValueError("entrypoint can only be set for image jobs, not for Studio jobs")
+        if self.studio and self.image_secret_ref:
+            raise ValueError("image_secret_ref can only be set for image jobs")
+        if self.max_run_attempts is not None and (
+            not isinstance(self.max_run_attempts, int) or self.max_run_attempts < 1
+        ):
+            raise ValueError(f"max_run_attempts must be an integer >= 1, got {self.max_run_attempts!r}")
+        for tag in self.tags:
+            if not isinstance(tag, str) or not tag.strip():
+                raise ValueError(f"tags must be non-empty strings, got {tag!r}")
+        validate_env(self.env)
+        parse_path_mappings(self.path_mappings)
+        slug = resolve_machine(self.machine, allow_custom=self.allow_custom_machine)
+        return JobRequest(**{**self.__dict__, "machine": slug})
+
+    def body(self, *, cloudspace_id: str = "", default_cluster_id: str = "") -> dict[str, Any]:
+        """The ``JobsServiceCreateJobBody`` JSON, as the SDK sends it."""
+        spec: dict[str, Any] = {
+            "cloudspaceId": cloudspace_id,
+            "clusterId": self.cluster_id or default_cluster_id,
+            "command": self.command,
+            "env": [{"name": k, "value": v} for k, v in self.env.items()],
+            "image": self.image,
+            "imageClusterCredentials": False,
+            "imageSecretRef": self.image_secret_ref,
+            "instanceName": self.machine,
+            "pathMappings": parse_path_mappings(self.path_mappings),
+            "runId": "",
+            "spot": bool(self.interruptible),
+            "volumes": [],
+        }
+        if self.image:
+            if self.entrypoint is not None:
+                if self.entrypoint:
+                    spec["entrypoint"] = self.entrypoint
+            elif self.command:
+                spec["entrypoint"] = "sh -c"
+        if self.max_run_attempts is not None:
+            spec["maxRunAttempts"] = self.max_run_attempts
+        body: dict[str, Any] = {"name": self.name, "spec": spec}
+        if self.tags:
+            body["tags"] = list(self.tags)
+        return body
+
+
+# -- calls -------------------------------------------------------------------------------------
+
+
+def get_job(project_id: str, job_id: str) -> ApiCall[ResourceState]:
+    return JOB.get(project_id, job_id)
+
+
+def find_job(project_id: str, name: str) -> ApiCall[ResourceState | None]:
+    """Find a job by exact name; None when there is none."""
+    return ApiCall(
+        "GET", JOB.path(project_id, "find"), params={"name": name}, parse=read_job, none_if_missing=True
+    )
+
+
+def stop_job(project_id: str, job_id: str) -> ApiCall[ResourceState]:
+    return JOB.stop(project_id, job_id)
+
+
+def delete_job(project_id: str, job_id: str, cloudspace_id: str = "") -> ApiCall[Any]:
+    return ApiCall("DELETE", JOB.path(project_id, job_id), params={"cloudspaceId": cloudspace_id})
+
+
+def list_jobs(
+    project_id: str,
+    *,
+    state: str | None = None,
+    standalone: bool | None = None,
+    cloudspace_id: str | None = None,
+    multi_machine_job_id: str | None = None,
+    limit: int | None = None,
+    page_size: int = 100,
+) -> Flow[list[ResourceState]]:
+    """Flow listing jobs (newest first as the server sorts them), following pages up to ``limit``."""
+    params: dict[str, Any] = {
+        "state": state,
+        "standalone": standalone,
+        "cloudspaceId": cloudspace_id,
+        "multiMachineJobId": multi_machine_job_id,
+    }
+
+    def page(token: str) -> ApiCall[Any]:
+        query = {**params, "limit": page_size, "pageToken": token or None}
+        return ApiCall("GET", JOB.path(project_id), params=query)
+
+    raw = yield from paginate(page, "jobs", limit=limit)
+    return [read_job(item) for item in raw if isinstance(item, dict) and wire.text(item, "id")]
+
+
+def download_logs_url(project_id: str, job_id: str, cloudspace_id: str = "") -> ApiCall[str]:
+    """The signed URL of a finished job's full log (fetch it without the Authorization header)."""
+    return ApiCall(
+        "GET",
+        JOB.path(project_id, job_id) + "/download-logs",
+        params={"cloudspaceId": cloudspace_id},
+        parse=lambda body: wire.text(body, "url"),
+    )
+
+
+def create_job(project_id: str, body: dict[str, Any], *, max_attempts: int = 3) -> Flow[ResourceState]:
+    """Flow: create a job without ever creating it twice.
+
+    The POST itself is retried only when the server certainly did not see it. After an ambiguous
+    failure (timeout, dropped connection, 5xx) the job is looked up by name before posting again,
+    because the server never answers 409 on a name clash: it would create a second, suffixed job.
+    """
+    name = body["name"]
+    for attempt in range(1, max_attempts + 1):
+        try:
+            created = yield ApiCall("POST", JOB.path(project_id), json=body, parse=read_job, idempotent=False)
+            return created  # type: ignore[no-any-return]
+        except LightningApiError as error:
+            if not error.retryable or attempt == max_attempts:
+                raise
+        except AMBIGUOUS_ERRORS:
+            if attempt == max_attempts:
+                raise
+        existing = yield find_job(project_id, name)
+        if existing is not None:
+            return existing  # type: ignore[no-any-return]
+    raise AssertionError("unreachable")  # pragma: no cover

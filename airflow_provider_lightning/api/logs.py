@@ -1,0 +1,97 @@
+"""Reading Lightning logs incrementally (``/page-logs``) and as a whole (``download-logs``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_provider_lightning.api import wire
+from airflow_provider_lightning.api.transport import ApiCall, Flow
+
+MAX_LINE_CHARS = 4000  # longer lines are cut so one absurd line cannot flood the task log
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One log line of a resource."""
+
+    line: int
+    timestamp: str
+    message: str
+    resource_id: str = ""
+
+    def render(self) -> str:
+        text = self.message.rstrip("\n")
+        return text if len(text) <= MAX_LINE_CHARS else text[:MAX_LINE_CHARS] + " [... line cut]"
+
+
+def read_entries(payload: Any) -> list[LogLine]:
+    """Read ``entries`` of a page-logs answer (or a bare list of legacy snake_case entries)."""
+    entries = payload if isinstance(payload, list) else wire.field(payload, "entries", [])
+    lines = []
+    for entry in entries if isinstance(entries, list) else []:
+        if not isinstance(entry, dict):
+            continue
+        number = wire.number(entry, "line")
+        lines.append(
+            LogLine(
+                line=int(number) if number is not None else 0,
+                timestamp=wire.timestamp(entry, "timestamp") or "",
+                message=wire.text(entry, "message"),
+                resource_id=wire.text(entry, "resource_id"),
+            )
+        )
+    return lines
+
+
+@dataclass(frozen=True)
+class LogCursor:
+    """Where log reading stopped: the last timestamp and line number seen (JSON-safe for trigger kwargs)."""
+
+    since: str = ""
+    line: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"since": self.since, "line": self.line}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> LogCursor:
+        data = data or {}
+        return cls(since=str(data.get("since") or ""), line=int(data.get("line") or 0))
+
+    def advance(self, lines: Iterable[LogLine]) -> tuple[list[LogLine], LogCursor]:
+        """Keep only lines after this cursor (by line number) and return them with the new cursor."""
+        fresh = [ln for ln in lines if ln.line > self.line]
+        if not fresh:
+            return [], self
+        last = max(fresh, key=lambda ln: ln.line)
+        return fresh, LogCursor(since=last.timestamp or self.since, line=last.line)
+
+
+def page_logs(
+    project_id: str, selector: str, resource_id: str, *, since: str = "", page_token: str = "",
+    page_size: int = 500,
+) -> ApiCall[dict[str, Any]]:
+    """One ``GET /page-logs`` page for a resource (``selector`` is ``jobIds``, ``mmtId`` ...)."""
+    params: dict[str, Any] = {selector: resource_id, "pageSize": str(page_size)}
+    if since:
+        params["since"] = since
+    if page_token:
+        params["pageToken"] = page_token
+    return ApiCall("GET", f"/v1/projects/{wire.seg(project_id)}/page-logs", params=params)
+
+
+def new_lines(
+    project_id: str, selector: str, resource_id: str, cursor: LogCursor, *, max_pages: int = 5
+) -> Flow[tuple[list[LogLine], LogCursor]]:
+    """Flow: read the lines after ``cursor`` (at most ``max_pages`` pages per call) and the new cursor."""
+    collected: list[LogLine] = []
+    token = ""
+    for _ in range(max_pages):
+        page = yield page_logs(project_id, selector, resource_id, since=cursor.since, page_token=token)
+        collected.extend(read_entries(page))
+        token = wire.text(page, "next_page_token")
+        if not token:
+            break
+    return cursor.advance(collected)

@@ -1,0 +1,179 @@
+"""Resource descriptions: what a Lightning resource kind looks like to the generic phase trigger.
+
+A :class:`ResourceKind` knows its paths, how to read its phase from a response, how to stop it and its
+web URL. Jobs, MMT runs, deployments and Studios all "change phase until terminal"; adding a kind is
+adding one description here, not another trigger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from airflow_provider_lightning.api import wire
+from airflow_provider_lightning.api.phases import Phase
+from airflow_provider_lightning.api.transport import ApiCall
+
+
+@dataclass(frozen=True)
+class ResourceState:
+    """A snapshot of one remote resource, read tolerantly from the API's JSON."""
+
+    kind: str
+    id: str
+    name: str
+    phase: Phase
+    raw_state: str
+    message: str = ""
+    created_at: str | None = None
+    started_at: str | None = None
+    stopped_at: str | None = None
+    total_cost: float | None = None
+    cloudspace_id: str = ""
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """A small JSON-safe summary (what trigger events and XCom carry)."""
+        data = asdict(self)
+        data.pop("raw")
+        data["phase"] = self.phase.value
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ResourceState:
+        """Rebuild from :meth:`to_json` output."""
+        data = dict(data)
+        data["phase"] = Phase(data["phase"])
+        return cls(**data)
+
+    @property
+    def duration_seconds(self) -> float | None:
+        """Seconds between start and stop, when both are known."""
+        if not (self.started_at and self.stopped_at):
+            return None
+        import pendulum
+
+        try:
+            start, stop = pendulum.parse(self.started_at), pendulum.parse(self.stopped_at)
+        except (ValueError, pendulum.parsing.exceptions.ParserError):
+            return None
+        return round((stop - start).total_seconds(), 3)  # type: ignore[union-attr,operator]
+
+
+# -- jobs --------------------------------------------------------------------------------------
+
+_JOB_STATES: dict[str, Phase] = {
+    "pending": Phase.PENDING,
+    "creating": Phase.PENDING,
+    "queued": Phase.PENDING,
+    "running": Phase.RUNNING,
+    "restarting": Phase.RUNNING,
+    "stopping": Phase.STOPPING,
+    "stop": Phase.STOPPING,
+    "delete": Phase.STOPPING,
+    "complete": Phase.STOPPING,  # exited, logs still being collected: not terminal
+    "fail": Phase.STOPPING,
+    "stopped": Phase.STOPPED,
+    "deleted": Phase.STOPPED,
+    "cancelled": Phase.STOPPED,
+    "completed": Phase.COMPLETED,
+    "succeeded": Phase.COMPLETED,
+    "failed": Phase.FAILED,
+}
+
+
+def job_phase(raw_state: str) -> Phase:
+    """Map a raw job state (``running``, or the seed form ``JOB_STATE_RUNNING``) to a :class:`Phase`.
+
+    Unknown values map to PENDING, as the SDK does: never terminal, so nothing is abandoned.
+    """
+    key = raw_state.strip().lower()
+    for prefix in ("job_state_", "state_"):
+        if key.startswith(prefix):
+            key = key[len(prefix):]
+    return _JOB_STATES.get(key, Phase.PENDING)
+
+
+def _raw_state(data: dict[str, Any]) -> str:
+    state = wire.field(data, "state")
+    if isinstance(state, str) and state:
+        return state
+    status = wire.field(data, "status")
+    if isinstance(status, dict):
+        return wire.text(status, "phase") or wire.text(status, "state")
+    return ""
+
+
+def read_job(data: Any) -> ResourceState:
+    """Read a ``V1Job`` (camelCase, or the seed documents' snake_case with ``status.phase``)."""
+    if not isinstance(data, dict) or not wire.text(data, "id"):
+        raise ValueError("a job has no id")
+    raw_state = _raw_state(data)
+    spec = wire.field(data, "spec", {})
+    return ResourceState(
+        kind="job",
+        id=wire.text(data, "id"),
+        name=wire.text(data, "name"),
+        phase=job_phase(raw_state),
+        raw_state=raw_state,
+        message=wire.text(data, "server_error") or wire.text(data, "message"),
+        created_at=wire.timestamp(data, "created_at"),
+        started_at=wire.timestamp(data, "started_at"),
+        stopped_at=wire.timestamp(data, "stopped_at"),
+        total_cost=wire.number(data, "total_cost"),
+        cloudspace_id=wire.text(spec, "cloudspace_id"),
+        raw=data,
+    )
+
+
+@dataclass(frozen=True)
+class ResourceKind:
+    """How one kind of Lightning resource is read, polled and stopped.
+
+    :param name: short kind name used in trigger kwargs (``"job"``).
+    :param label: human name for messages (``"Lightning job"``).
+    :param collection: path segment under ``/v1/projects/{projectId}/``.
+    :param read: parses the resource JSON into a :class:`ResourceState`.
+    :param stop_body: body of the ``PUT`` that asks the resource to stop.
+    :param log_selector: query parameter of ``/page-logs`` that selects this resource's logs.
+    """
+
+    name: str
+    label: str
+    collection: str
+    read: Callable[[Any], ResourceState]
+    stop_body: dict[str, Any]
+    log_selector: str
+
+    def path(self, project_id: str, resource_id: str = "") -> str:
+        base = f"/v1/projects/{wire.seg(project_id)}/{self.collection}"
+        return f"{base}/{wire.seg(resource_id)}" if resource_id else base
+
+    def get(self, project_id: str, resource_id: str) -> ApiCall[ResourceState]:
+        """Read one resource by id."""
+        return ApiCall("GET", self.path(project_id, resource_id), parse=self.read)
+
+    def stop(self, project_id: str, resource_id: str) -> ApiCall[ResourceState]:
+        """Ask the resource to stop (idempotent: stopping a stopped resource changes nothing)."""
+        return ApiCall("PUT", self.path(project_id, resource_id), json=self.stop_body, parse=self.read)
+
+
+JOB = ResourceKind(
+    name="job",
+    label="Lightning job",
+    collection="jobs",
+    read=read_job,
+    stop_body={"state": "stop"},
+    log_selector="jobIds",
+)
+
+KINDS: dict[str, ResourceKind] = {kind.name: kind for kind in (JOB,)}
+
+
+def kind_named(name: str) -> ResourceKind:
+    """Look a kind up by name; ValueError lists the known kinds."""
+    try:
+        return KINDS[name]
+    except KeyError:
+        raise ValueError(f"unknown Lightning resource kind {name!r}; known: {', '.join(KINDS)}") from None

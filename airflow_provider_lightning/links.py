@@ -1,0 +1,25 @@
+"""Operator extra links, read from XCom (they work while the task is deferred and after it failed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import BaseOperatorLink
+
+JOB_URL_KEY = "job_url"
+
+
+class LightningJobLink(BaseOperatorLink):
+    """"Lightning Job": the job's page in the Lightning web UI."""
+
+    name = "Lightning Job"
+    xcom_key_for_url = JOB_URL_KEY
+
+    def get_link(self, operator: Any, *, ti_key: Any) -> str:
+        from airflow.sdk.execution_time.xcom import XCom
+
+        try:
+            url = XCom.get_value(ti_key=ti_key, key=self.xcom_key_for_url)
+        except Exception:  # a link must never fail the task
+            return ""
+        return url if isinstance(url, str) else ""

@@ -1,0 +1,72 @@
+"""What every "submit, then wait for a phase" operator shares: naming, validation, defer and complete."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_provider_lightning.api.jobs import MAX_NAME_LENGTH
+
+
+def default_deferrable() -> bool:
+    """``[operators] default_deferrable`` from the Airflow configuration (False when unset)."""
+    from airflow.sdk import conf
+
+    return conf.getboolean("operators", "default_deferrable", fallback=False)
+
+
+def is_template(value: Any) -> bool:
+    """Whether a value still holds Jinja (validated only after rendering)."""
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def seconds(value: float | int | timedelta | None, what: str, *, allow_none: bool = True) -> float | None:
+    """Read a positive duration (seconds or timedelta); ValueError names the argument."""
+    if value is None:
+        if allow_none:
+            return None
+        raise ValueError(f"{what} is required")
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{what} must be a number of seconds or a timedelta, got {value!r}")
+    if value <= 0:
+        raise ValueError(f"{what} must be positive, got {value!r}")
+    return float(value)
+
+
+_BAD = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def run_name(base: str, context: Any) -> str:
+    """A job name unique to this task instance and stable across its tries.
+
+    ``<base>-<8 hex>``, where the hex is a digest of dag id, task id, run id and map index: a retry
+    finds the job an earlier try submitted, and two DAG runs never share a name.
+    """
+    ti = context["ti"]
+    key = f"{ti.dag_id}\x00{ti.task_id}\x00{ti.run_id}\x00{getattr(ti, 'map_index', -1)}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:8]
+    clean = _BAD.sub("-", base).strip("-._") or "airflow"
+    return f"{clean[: MAX_NAME_LENGTH - 13]}-{digest}"
+
+
+def try_name(name: str, try_number: int) -> str:
+    """Name of the submission made by try ``try_number`` (try 1 keeps the plain name)."""
+    return name if try_number <= 1 else f"{name}-t{try_number}"
+
+
+def deadline_after(timeout: float | None) -> float | None:
+    return None if timeout is None else time.time() + timeout
+
+
+class LightningBaseOperator(BaseOperator):
+    """Shared constructor checks for Lightning operators (see subclasses for parameters)."""
+
+    ui_color = "#792ee5"
+    ui_fgcolor = "#ffffff"

@@ -1,0 +1,291 @@
+"""LightningJobOperator: submit a Lightning job and wait for it (deferrable)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+from airflow_provider_lightning import DEFAULT_CONN_ID
+from airflow_provider_lightning.links import JOB_URL_KEY, LightningJobLink
+from airflow_provider_lightning.operators.base import (
+    LightningBaseOperator,
+    deadline_after,
+    default_deferrable,
+    is_template,
+    run_name,
+    seconds,
+    try_name,
+)
+
+
+class LightningJobOperator(LightningBaseOperator):
+    """Run a Lightning AI job (a container image or a Studio snapshot) and wait until it ends.
+
+    The job name is ``<name>-<8 hex>`` (stable for the task instance), so a retried task re-attaches
+    to the job an earlier try submitted when it is still pending or running, returns when it already
+    completed, and submits anew only when it failed or was stopped.
+
+    :param command: shell command to run; required for Studio jobs.
+    :param image: container image for a container job (exclusive with ``studio``).
+    :param studio: name of the Studio whose snapshot the job runs in (exclusive with ``image``).
+    :param entrypoint: container entrypoint (image jobs); ``sh -c`` when a command is given.
+    :param machine: machine name (``"CPU"``, ``"A100"``, ``"H100_X_8"``) or slug (``"lit-a100-1"``).
+    :param name: base of the job name (default ``<dag_id>-<task_id>``).
+    :param env: environment variables for the job (str to str).
+    :param interruptible: use an interruptible (spot) machine.
+    :param cluster_id: cloud account; default the connection's ``cluster_id``, else Lightning chooses.
+    :param max_run_attempts: platform-side attempts for the job (1 = no platform retry).
+    :param path_mappings: ``{"/container/path": "connection[:path]"}`` data connection mounts.
+    :param tags: tag names to put on the job.
+    :param image_secret_ref: teamspace secret with registry credentials (image jobs).
+    :param allow_custom_machine: accept an unknown machine string as a raw cloud instance type.
+    :param teamspace: teamspace (``owner/name``) overriding the connection's.
+    :param lightning_conn_id: Airflow connection id of type ``lightning``.
+    :param wait_for_completion: wait until the job ends (otherwise return after submission).
+    :param deferrable: wait in the triggerer instead of a worker slot (default ``[operators] default_deferrable``).
+    :param poll_interval: seconds between two status reads while waiting.
+    :param timeout: wall-clock limit (seconds or timedelta) on the wait; when it passes the job is stopped
+        and the task fails.
+    :param stream_logs: copy new job log lines into the task log while waiting.
+    :param log_tail_lines: how many last log lines a failure message shows.
+    :param reattach: on a retry, re-attach to the job an earlier try submitted.
+    """
+
+    template_fields: Sequence[str] = (
+        "command", "image", "studio", "entrypoint", "machine", "name", "env", "cluster_id",
+        "path_mappings", "tags", "teamspace", "image_secret_ref",
+    )
+    template_fields_renderers = {"command": "bash", "env": "json", "path_mappings": "json"}
+    operator_extra_links = (LightningJobLink(),)
+
+    def __init__(
+        self,
+        *,
+        command: str = "",
+        image: str | None = None,
+        studio: str | None = None,
+        entrypoint: str | None = None,
+        machine: str = "CPU",
+        name: str | None = None,
+        env: Mapping[str, str] | None = None,
+        interruptible: bool = False,
+        cluster_id: str = "",
+        max_run_attempts: int | None = None,
+        path_mappings: Mapping[str, str] | None = None,
+        tags: Sequence[str] | None = None,
+        image_secret_ref: str = "",
+        allow_custom_machine: bool = False,
+        teamspace: str | None = None,
+        lightning_conn_id: str = DEFAULT_CONN_ID,
+        wait_for_completion: bool = True,
+        deferrable: bool | None = None,
+        poll_interval: float | timedelta = 15.0,
+        timeout: float | timedelta | None = None,
+        stream_logs: bool = True,
+        log_tail_lines: int = 20,
+        reattach: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.command = command
+        self.image = image or ""
+        self.studio = studio or ""
+        self.entrypoint = entrypoint
+        self.machine = machine
+        self.name = name or ""
+        self.env = dict(env) if isinstance(env, Mapping) else env
+        self.interruptible = interruptible
+        self.cluster_id = cluster_id
+        self.max_run_attempts = max_run_attempts
+        self.path_mappings = dict(path_mappings) if isinstance(path_mappings, Mapping) else (path_mappings or {})
+        self.tags = list(tags) if isinstance(tags, (list, tuple)) else (tags or [])
+        self.image_secret_ref = image_secret_ref
+        self.allow_custom_machine = allow_custom_machine
+        self.teamspace = teamspace
+        self.lightning_conn_id = lightning_conn_id
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self.poll_interval = seconds(poll_interval, "poll_interval", allow_none=False)
+        self.timeout = seconds(timeout, "timeout")
+        self.stream_logs = stream_logs
+        self.log_tail_lines = log_tail_lines
+        self.reattach = reattach
+        self._job_id: str | None = None
+        self._hook: Any = None
+        self._request(check_templates=False)  # fail at parse time on what is already known
+
+    # -- request -------------------------------------------------------------------------------
+
+    def _request(self, *, check_templates: bool = True, name: str = "placeholder") -> Any:
+        """Build the validated request; with ``check_templates=False`` Jinja values get placeholders."""
+        from airflow_provider_lightning.api.jobs import MAX_NAME_LENGTH, JobRequest, validate_name
+
+        def value(v: Any, placeholder: Any) -> Any:
+            return placeholder if not check_templates and is_template(v) else v
+
+        env: Any = self.env
+        if not check_templates and isinstance(env, Mapping):
+            env = {k: value(v, "x") for k, v in env.items()}
+        elif not check_templates and is_template(env):
+            env = {}
+        if self.name and not (not check_templates and is_template(self.name)):
+            validate_name(self.name, "name")
+            if len(self.name) > MAX_NAME_LENGTH - 13:
+                raise ValueError(f"name {self.name!r} is longer than {MAX_NAME_LENGTH - 13} characters")
+        return JobRequest(
+            name=name,
+            command=value(self.command, "x"),
+            machine=value(self.machine, "CPU"),
+            image=value(self.image, "image"),
+            studio=value(self.studio, "studio"),
+            entrypoint=self.entrypoint,
+            env=env,
+            interruptible=self.interruptible,
+            cluster_id=self.cluster_id,
+            max_run_attempts=self.max_run_attempts,
+            path_mappings=self.path_mappings if isinstance(self.path_mappings, Mapping) else {},
+            tags=self.tags if isinstance(self.tags, list) else [],
+            image_secret_ref=self.image_secret_ref,
+            allow_custom_machine=self.allow_custom_machine,
+        ).validated()
+
+    # -- execution -----------------------------------------------------------------------------
+
+    def _get_hook(self) -> Any:
+        if self._hook is None:
+            from airflow_provider_lightning.hooks.lightning import LightningHook
+
+            self._hook = LightningHook(self.lightning_conn_id, teamspace=self.teamspace)
+        return self._hook
+
+    def _attach_or_submit(self, context: Any, request: Any) -> Any:
+        from airflow_provider_lightning.api.phases import Phase
+
+        hook = self._get_hook()
+        try_number = int(getattr(context["ti"], "try_number", 1) or 1)
+        if self.reattach:
+            for earlier in range(try_number - 1, 0, -1):
+                found = hook.find_job(try_name(request.name, earlier))
+                if found is None:
+                    continue
+                if found.phase.is_active or found.phase is Phase.COMPLETED:
+                    self.log.info(
+                        "Re-attaching to job %s (%s) submitted by try %d; it is %s",
+                        found.name, found.id, earlier, found.phase.value,
+                    )
+                    return found
+                self.log.info("The job of try %d ended %s; submitting a new one", earlier, found.phase.value)
+                break
+        from dataclasses import replace
+
+        job = hook.submit_job(replace(request, name=try_name(request.name, try_number)))
+        self.log.info("Submitted Lightning job %s (id %s) on %s", job.name, job.id, request.machine)
+        return job
+
+    def execute(self, context: Any) -> Any:
+        from airflow_provider_lightning.api.resources import JOB
+        from airflow_provider_lightning.triggers.lightning import LightningPhaseTrigger
+
+        base = self.name or f"{context['ti'].dag_id}-{context['ti'].task_id}"
+        request = self._request(name=run_name(base, context))
+        job = self._attach_or_submit(context, request)
+        self._job_id = job.id
+        url = self._get_hook().job_url(job, studio_name=request.studio)
+        ti = context["ti"]
+        ti.xcom_push(key="job_id", value=job.id)
+        ti.xcom_push(key="job_name", value=job.name)
+        ti.xcom_push(key=JOB_URL_KEY, value=url)
+        self.log.info("Lightning job page: %s", url)
+
+        if not self.wait_for_completion:
+            return self._result(job, url)
+        trigger = LightningPhaseTrigger(
+            kind=JOB.name,
+            resource_id=job.id,
+            project_id=self._get_hook().project_id,
+            lightning_conn_id=self.lightning_conn_id,
+            target_phases=["completed"],
+            poll_interval=self.poll_interval or 15.0,
+            deadline=deadline_after(self.timeout),
+            stream_logs=self.stream_logs,
+            log_tail_lines=self.log_tail_lines,
+            stop_on_kill=True,
+            resource_name=job.name,
+        )
+        if job.phase.is_terminal:  # re-attached to a finished job: no need to wait
+            return self.execute_complete(context, _terminal_event(job))
+        if self.deferrable:
+            self.defer(trigger=trigger, method_name="execute_complete", kwargs={"url": url})
+        return self.execute_complete(context, trigger.run_sync(self._get_hook().settings), url=url)
+
+    def execute_complete(self, context: Any, event: dict[str, Any] | None = None, url: str = "") -> Any:
+        """Resume after the wait: return the job summary, or stop/raise with the job's reason."""
+        from airflow.sdk.exceptions import AirflowException
+
+        from airflow_provider_lightning.api.resources import JOB, ResourceState
+        from airflow_provider_lightning.triggers.lightning import FAILED, SUCCESS, TIMEOUT
+
+        if not isinstance(event, dict) or event.get("status") not in (SUCCESS, FAILED, TIMEOUT, "error"):
+            raise AirflowException(f"Unexpected event from the Lightning trigger: {event!r}")
+        self._job_id = event.get("resource_id") or self._job_id
+        state = ResourceState.from_json(event["resource"]) if event.get("resource") else None
+        url = url or (context["ti"].xcom_pull(key=JOB_URL_KEY, task_ids=self.task_id) if context else "") or ""
+        status, message = event["status"], event.get("message", "")
+        if status == SUCCESS and state is not None:
+            result = self._result(state, url)
+            self.log.info(
+                "Lightning job %s completed in %s s (cost %s)", state.name, result["duration_seconds"],
+                result["total_cost"],
+            )
+            return result
+        if status == TIMEOUT and self._job_id:
+            try:
+                self._get_hook().stop(JOB, self._job_id)
+                message += "; the job was stopped"
+            except Exception as error:  # never mask the timeout itself
+                message += f"; stopping the job failed: {error}"
+            raise AirflowException(f"Timed out after {self.timeout:.0f} s: {message}. Job page: {url}")
+        tail = event.get("log_tail") or []
+        details = "\n".join(f"    {line}" for line in tail)
+        log_part = f"\nLast {len(tail)} log lines:\n{details}" if tail else ""
+        raise AirflowException(f"{message}. Job page: {url}{log_part}")
+
+    def on_kill(self) -> None:
+        """Stop the job this task started (non-deferrable mode; the trigger handles deferred tasks)."""
+        if not self._job_id:
+            return
+        from airflow_provider_lightning.api.resources import JOB
+
+        try:
+            self._get_hook().stop(JOB, self._job_id)
+            self.log.warning("Task killed: stopped Lightning job %s", self._job_id)
+        except Exception as error:
+            self.log.error("Could not stop Lightning job %s: %s", self._job_id, error)
+
+    @staticmethod
+    def _result(state: Any, url: str) -> dict[str, Any]:
+        return {
+            "job_id": state.id,
+            "job_name": state.name,
+            "phase": state.phase.value,
+            "state": state.raw_state,
+            "url": url,
+            "created_at": state.created_at,
+            "started_at": state.started_at,
+            "stopped_at": state.stopped_at,
+            "duration_seconds": state.duration_seconds,
+            "total_cost": state.total_cost,
+        }
+
+
+def _terminal_event(state: Any) -> dict[str, Any]:
+    from airflow_provider_lightning.triggers.lightning import FAILED, SUCCESS
+
+    return {
+        "status": SUCCESS if state.phase.is_success else FAILED,
+        "resource_id": state.id,
+        "resource": state.to_json(),
+        "message": f"Lightning job {state.name} ended in phase {state.phase.value}: {state.message}",
+        "log_tail": [],
+    }

@@ -1,0 +1,135 @@
+"""Sensors that wait for existing Lightning work to reach a phase."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseSensorOperator
+
+from airflow_provider_lightning import DEFAULT_CONN_ID
+from airflow_provider_lightning.api.phases import Phase
+from airflow_provider_lightning.links import JOB_URL_KEY, LightningJobLink
+from airflow_provider_lightning.operators.base import default_deferrable
+
+
+class LightningJobSensor(BaseSensorOperator):
+    """Wait for an existing Lightning job (by name or id) to reach a target phase.
+
+    Fails at once when the job ends in a phase that can never match (for example ``failed`` while
+    waiting for ``completed``). It never stops the job it watches.
+
+    :param job_name: name of the job to watch (exclusive with ``job_id``).
+    :param job_id: id of the job to watch (exclusive with ``job_name``).
+    :param target_phase: phase (or list of phases) that ends the wait: ``pending``, ``running``,
+        ``completed``, ``failed`` or ``stopped``.
+    :param teamspace: teamspace (``owner/name``) overriding the connection's.
+    :param lightning_conn_id: Airflow connection id of type ``lightning``.
+    :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
+    :param stream_logs: copy the job's new log lines into the task log while deferred.
+    """
+
+    template_fields: Sequence[str] = ("job_name", "job_id", "teamspace")
+    operator_extra_links = (LightningJobLink(),)
+
+    def __init__(
+        self,
+        *,
+        job_name: str | None = None,
+        job_id: str | None = None,
+        target_phase: str | Sequence[str] = "completed",
+        teamspace: str | None = None,
+        lightning_conn_id: str = DEFAULT_CONN_ID,
+        deferrable: bool | None = None,
+        stream_logs: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if bool(job_name) == bool(job_id):
+            raise ValueError("give exactly one of job_name= or job_id=")
+        phases = [target_phase] if isinstance(target_phase, str) else list(target_phase)
+        if not phases:
+            raise ValueError("target_phase must name at least one phase")
+        self.target_phases = [Phase.parse(p).value for p in phases]
+        self.job_name = job_name or ""
+        self.job_id = job_id or ""
+        self.teamspace = teamspace
+        self.lightning_conn_id = lightning_conn_id
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self.stream_logs = stream_logs
+        self._hook: Any = None
+
+    def _get_hook(self) -> Any:
+        if self._hook is None:
+            from airflow_provider_lightning.hooks.lightning import LightningHook
+
+            self._hook = LightningHook(self.lightning_conn_id, teamspace=self.teamspace)
+        return self._hook
+
+    def _state(self, context: Any) -> Any:
+        from airflow_provider_lightning.api.errors import LightningConfigError
+
+        hook = self._get_hook()
+        if self.job_id:
+            return hook.get_job(self.job_id)
+        state = hook.find_job(self.job_name)
+        if state is None:
+            raise LightningConfigError(f"no Lightning job named {self.job_name!r} in teamspace {hook.teamspace.slug}")
+        self.job_id = state.id
+        context["ti"].xcom_push(key=JOB_URL_KEY, value=hook.job_url(state))
+        return state
+
+    def _check(self, state: Any) -> bool:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        if state.phase.value in self.target_phases:
+            self.log.info("Lightning job %s is %s", state.name, state.phase.value)
+            return True
+        if state.phase.is_terminal:
+            raise AirflowFailException(
+                f"Lightning job {state.name} ended in phase {state.phase.value}, which can never become "
+                f"{' or '.join(self.target_phases)}: {state.message or state.raw_state}"
+            )
+        self.log.info("Lightning job %s is %s; waiting for %s", state.name, state.phase.value, self.target_phases)
+        return False
+
+    def poke(self, context: Any) -> bool:
+        return self._check(self._state(context))
+
+    def execute(self, context: Any) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        state = self._state(context)
+        if self._check(state):
+            return state.to_json()
+        from airflow_provider_lightning.operators.base import deadline_after
+        from airflow_provider_lightning.triggers.lightning import LightningPhaseTrigger
+
+        self.defer(
+            trigger=LightningPhaseTrigger(
+                kind="job",
+                resource_id=state.id,
+                project_id=self._get_hook().project_id,
+                lightning_conn_id=self.lightning_conn_id,
+                target_phases=self.target_phases,
+                poll_interval=self.poke_interval,
+                deadline=deadline_after(float(self.timeout)) if self.timeout else None,
+                stream_logs=self.stream_logs,
+                stop_on_kill=False,
+                resource_name=state.name,
+            ),
+            method_name="execute_complete",
+        )
+
+    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> Any:
+        from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
+
+        status = (event or {}).get("status")
+        if status == "success":
+            return event["resource"]  # type: ignore[index]
+        message = (event or {}).get("message", f"unexpected event {event!r}")
+        if status == "timeout":
+            raise AirflowSensorTimeout(message)
+        if status == "failed":
+            raise AirflowFailException(message)
+        raise AirflowException(message)

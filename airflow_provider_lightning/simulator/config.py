@@ -1,0 +1,60 @@
+"""Simulator settings shared by the Python API and the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class SimulatorConfig:
+    """Every knob of the simulator (see ``lightning-simulator --help``)."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    user_id: str = "sim-user"
+    username: str | None = None  # defaults to user_id
+    api_key: str = "sim-key"
+    teamspace: str = "sim-org/sim-teamspace"
+    pending_seconds: float = 0.2
+    stop_seconds: float = 0.1
+    job_time_limit: float = 600.0
+    kill_grace: float = 1.0
+    timed_jobs: bool = False
+    error_rate: float = 0.0
+    rate_limit_rate: float = 0.0
+    retry_after: float = 1.0
+    latency: float = 0.0
+    drop_rate: float = 0.0
+    state_file: Path | None = None
+    work_dir: Path | None = None
+    seed: int | None = None
+    max_log_lines: int = 200_000
+    max_request_log: int = 200_000
+    verbose: bool = False
+
+    def __post_init__(self) -> None:
+        if "/" not in self.teamspace:
+            raise ValueError(f"teamspace must look like 'owner/name', got {self.teamspace!r}")
+        if self.state_file is not None:
+            self.state_file = Path(self.state_file)
+        if self.work_dir is not None:
+            self.work_dir = Path(self.work_dir)
+        for name in ("pending_seconds", "stop_seconds", "job_time_limit", "kill_grace"):
+            if float(getattr(self, name)) < 0:
+                raise ValueError(f"{name} must be >= 0")
+
+    @property
+    def owner_name(self) -> str:
+        """Owner part of ``teamspace``."""
+        return self.teamspace.split("/", 1)[0]
+
+    @property
+    def teamspace_name(self) -> str:
+        """Name part of ``teamspace``."""
+        return self.teamspace.split("/", 1)[1]
+
+    @property
+    def effective_username(self) -> str:
+        """The user's username (defaults to the user id)."""
+        return self.username or self.user_id

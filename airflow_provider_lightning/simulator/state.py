@@ -1,0 +1,1026 @@
+"""Stores (jobs, Studios, tags, logs) and the job state machine.
+
+Job lifecycle (reference section 14)::
+
+    create -> pending --(pending_seconds)--> running --exit 0--> completed
+                                                     \\-exit!=0 / time limit--> failed
+    PUT {"state": "stop"} -> stop --(stop_seconds)--> stopping (process group killed) -> stopped
+
+All state lives behind one re-entrant lock; transitions are driven by the shared
+:class:`~.scheduler.Scheduler` thread and by the command runner's exit callbacks.
+"""
+
+from __future__ import annotations
+
+import base64
+import random
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .catalog import DEFAULT_CLUSTER_ID, price_per_second
+from .config import SimulatorConfig
+from .identity import Identity
+from .logs import LogBuffer, LogLine, filter_lines
+from .runner import CommandRunner, image_job_argv, job_environment, make_python_shim, studio_job_argv
+from .scheduler import Scheduler
+from .wire import (
+    GRPC_ALREADY_EXISTS,
+    ApiError,
+    as_bool,
+    as_int,
+    as_str,
+    camelize,
+    invalid,
+    not_found,
+    now_ns,
+    parse_rfc3339,
+    rfc3339,
+)
+
+TERMINAL_STATES = frozenset({"completed", "failed", "stopped", "deleted"})
+STOPPING_STATES = frozenset({"stop", "stopping"})
+STATE_FILE_VERSION = 1
+
+# ------------------------------------------------------------------ job spec
+
+_SPEC_STR = (
+    "artifactsDestination",
+    "artifactsSource",
+    "cloudspaceId",
+    "clusterId",
+    "command",
+    "entrypoint",
+    "image",
+    "imageSecretRef",
+    "instanceName",
+    "instanceType",
+    "machineId",
+    "machineImageVersion",
+    "parentJobId",
+    "pipelineId",
+    "placementGroupId",
+    "restartPolicy",
+    "runId",
+)
+_SPEC_BOOL = (
+    "disableArtifactsPersistence",
+    "imageClusterCredentials",
+    "includeCredentials",
+    "keepMachineAfterStop",
+    "modifiedVolume",
+    "spot",
+    "useTls",
+)
+_SPEC_INT32 = (
+    "currentRunAttempt",
+    "maxRunAttempts",
+    "quantity",
+    "rank",
+    "reserveMachinesTimeoutMinutes",
+    "shutdownDelaySeconds",
+    "shutdownTimeoutSeconds",
+)
+_SPEC_INT64 = ("requestedRunDurationSeconds",)
+_SPEC_MSG = ("readinessProbe", "resources")
+
+
+def _env_list(value: Any) -> list[dict[str, str]]:
+    if isinstance(value, dict):
+        value = [{"name": k, "value": v} for k, v in value.items()]
+    out = []
+    for item in value or []:
+        if not isinstance(item, dict):
+            raise invalid("spec.env entries must be objects with name/value")
+        name = as_str(item.get("name"))
+        if not name:
+            raise invalid("spec.env entries need a name")
+        out.append({"name": name, "value": as_str(item.get("value")), "fromSecret": as_str(item.get("fromSecret"))})
+    return out
+
+
+def _path_mappings(value: Any) -> list[dict[str, str]]:
+    if isinstance(value, dict):  # {"/data": "conn:sub/path"} convenience form
+        items = []
+        for container_path, target in value.items():
+            conn, _, sub = str(target).partition(":")
+            items.append({"containerPath": container_path, "connectionName": conn, "connectionPath": sub})
+        value = items
+    return [
+        {
+            "connectionName": as_str(item.get("connectionName")),
+            "connectionPath": as_str(item.get("connectionPath")),
+            "containerPath": as_str(item.get("containerPath")),
+        }
+        for item in value or []
+        if isinstance(item, dict)
+    ]
+
+
+def _volumes(value: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "path": as_str(item.get("path")),
+            "sizeGb": str(as_int(item.get("sizeGb"))),
+            "ephemeral": as_bool(item.get("ephemeral")),
+            "iops": str(as_int(item.get("iops"))),
+            "throughput": str(as_int(item.get("throughput"))),
+            "type": as_str(item.get("type")),
+        }
+        for item in value or []
+        if isinstance(item, dict)
+    ]
+
+
+def normalize_spec(raw: Any) -> dict[str, Any]:
+    """A ``V1JobSpec`` with every known field populated (defaults emitted, unknown fields dropped)."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise invalid("spec must be an object")
+    spec: dict[str, Any] = {}
+    for key in _SPEC_STR:
+        spec[key] = as_str(raw.get(key))
+    for key in _SPEC_BOOL:
+        spec[key] = as_bool(raw.get(key))
+    for key in _SPEC_INT32:
+        spec[key] = as_int(raw.get(key))
+    for key in _SPEC_INT64:
+        spec[key] = str(as_int(raw.get(key)))
+    for key in _SPEC_MSG:
+        spec[key] = raw.get(key) if isinstance(raw.get(key), dict) else None
+    spec["env"] = _env_list(raw.get("env"))
+    spec["pathMappings"] = _path_mappings(raw.get("pathMappings"))
+    spec["volumes"] = _volumes(raw.get("volumes"))
+    spec["dataPaths"] = [d for d in raw.get("dataPaths") or [] if isinstance(d, dict)]
+    spec["regions"] = [as_str(r) for r in raw.get("regions") or []]
+    return spec
+
+
+def normalize_tag_name(name: str) -> str:
+    """Tag names are lowercased with whitespace collapsed, like the platform does."""
+    return " ".join(str(name).split()).lower()
+
+
+# -------------------------------------------------------------------- records
+
+
+@dataclass
+class Job:
+    """One single-machine job."""
+
+    id: str
+    seq: int
+    name: str
+    project_id: str
+    user_id: str
+    spec: dict[str, Any]
+    tag_ids: list[str]
+    logs: LogBuffer
+    created_ns: int
+    updated_ns: int
+    state: str = "pending"
+    message: str = ""
+    server_error: str = ""
+    started_ns: int | None = None
+    stopped_ns: int | None = None
+    exit_code: int | None = None
+    timed: tuple[float, int] | None = None
+
+    @property
+    def env(self) -> dict[str, str]:
+        """``spec.env`` as a mapping."""
+        return {item["name"]: item["value"] for item in self.spec.get("env", [])}
+
+    def to_state(self) -> dict[str, Any]:
+        """JSON form for the state file."""
+        return {
+            "id": self.id,
+            "seq": self.seq,
+            "name": self.name,
+            "projectId": self.project_id,
+            "userId": self.user_id,
+            "spec": self.spec,
+            "tagIds": self.tag_ids,
+            "state": self.state,
+            "message": self.message,
+            "serverError": self.server_error,
+            "createdNs": self.created_ns,
+            "updatedNs": self.updated_ns,
+            "startedNs": self.started_ns,
+            "stoppedNs": self.stopped_ns,
+            "exitCode": self.exit_code,
+            "timed": list(self.timed) if self.timed else None,
+            "logs": self.logs.to_state(),
+        }
+
+    @classmethod
+    def from_state(cls, data: dict[str, Any], max_log_lines: int) -> Job:
+        """Rebuild a job saved by :meth:`to_state`."""
+        timed = data.get("timed")
+        return cls(
+            id=data["id"],
+            seq=int(data["seq"]),
+            name=data["name"],
+            project_id=data["projectId"],
+            user_id=data["userId"],
+            spec=data["spec"],
+            tag_ids=list(data.get("tagIds", [])),
+            logs=LogBuffer.from_state(data["id"], data.get("logs") or {"lines": []}, max_log_lines),
+            created_ns=int(data["createdNs"]),
+            updated_ns=int(data["updatedNs"]),
+            state=data["state"],
+            message=data.get("message", ""),
+            server_error=data.get("serverError", ""),
+            started_ns=data.get("startedNs"),
+            stopped_ns=data.get("stoppedNs"),
+            exit_code=data.get("exitCode"),
+            timed=(float(timed[0]), int(timed[1])) if timed else None,
+        )
+
+
+@dataclass
+class Studio:
+    """A Studio (cloudspace) with a scratch folder on disk."""
+
+    id: str
+    name: str
+    project_id: str
+    user_id: str
+    created_ns: int
+    cluster_id: str = DEFAULT_CLUSTER_ID
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_state(self) -> dict[str, Any]:
+        """JSON form for the state file."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "projectId": self.project_id,
+            "userId": self.user_id,
+            "createdNs": self.created_ns,
+            "clusterId": self.cluster_id,
+        }
+
+
+def _page_token(value: int) -> str:
+    return base64.urlsafe_b64encode(f"o:{value}".encode()).decode().rstrip("=")
+
+
+def _parse_page_token(token: str) -> int:
+    if not token:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        kind, _, number = text.partition(":")
+        if kind != "o":
+            raise ValueError(text)
+        return int(number)
+    except (ValueError, UnicodeDecodeError):
+        raise invalid(f"malformed pageToken {token!r}") from None
+
+
+# ---------------------------------------------------------------------- store
+
+
+class Store:
+    """Jobs, Studios, tags and logs of the simulated teamspace, and the job state machine."""
+
+    def __init__(
+        self,
+        config: SimulatorConfig,
+        identity: Identity,
+        scheduler: Scheduler,
+        work_dir: Path,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.identity = identity
+        self.scheduler = scheduler
+        self.work_dir = work_dir
+        self.lock = threading.RLock()
+        self.jobs: dict[str, Job] = {}
+        self._names: dict[tuple[str, str], str] = {}
+        self.studios: dict[str, Studio] = {}
+        self.tags: dict[str, dict[str, Any]] = {}
+        self._seq = 0
+        self._rng = random.Random(config.seed)
+        self._on_change = on_change or (lambda: None)
+        self.runner = CommandRunner(self._on_line, self._on_exit, kill_grace=config.kill_grace)
+        self._shim_dir = make_python_shim(work_dir / "bin")
+        (work_dir / "jobs").mkdir(parents=True, exist_ok=True)
+        (work_dir / "studios").mkdir(parents=True, exist_ok=True)
+
+    # ------------------------------------------------------------- helpers
+
+    def _new_id(self, prefix: str, taken: Iterable[str]) -> str:
+        taken_set = set(taken) if not isinstance(taken, (dict, set)) else taken
+        while True:
+            candidate = f"{prefix}-{self._rng.getrandbits(48):012x}"
+            if candidate not in taken_set:
+                return candidate
+
+    def require_project(self, project_id: str) -> None:
+        """404 unless ``project_id`` is the simulated teamspace."""
+        if project_id != self.identity.project_id:
+            raise not_found(f"project {project_id!r}")
+
+    def _job(self, project_id: str, job_id: str) -> Job:
+        self.require_project(project_id)
+        job = self.jobs.get(job_id)
+        if job is None or job.project_id != project_id:
+            raise not_found(f"job {job_id!r}")
+        return job
+
+    def _unique_name(self, project_id: str, name: str, exclude: str | None = None) -> str:
+        owner = self._names.get((project_id, name))
+        if owner is None or owner == exclude:
+            return name
+        n = 1
+        while True:
+            candidate = f"{name}-{n}"
+            owner = self._names.get((project_id, candidate))
+            if owner is None or owner == exclude:
+                return candidate
+            n += 1
+
+    def _changed(self) -> None:
+        self._on_change()
+
+    def _touch(self, job: Job) -> None:
+        job.updated_ns = now_ns()
+        self._changed()
+
+    # ---------------------------------------------------------------- tags
+
+    def _tag(self, project_id: str, name: str) -> dict[str, Any]:
+        norm = normalize_tag_name(name)
+        if not norm:
+            raise invalid("tag names must not be empty")
+        tag = self.tags.get(norm)
+        if tag is None:
+            tag = {
+                "id": self._new_id("tag", {t["id"] for t in self.tags.values()}),
+                "name": norm,
+                "projectId": project_id,
+                "createdAt": rfc3339(now_ns()),
+                "createdBy": self.identity.user_id,
+            }
+            self.tags[norm] = tag
+        return tag
+
+    def _resolve_tags(self, project_id: str, raw: Any) -> list[str]:
+        ids: list[str] = []
+        for item in raw or []:
+            name = item.get("name") if isinstance(item, dict) else item
+            tag_id = self._tag(project_id, as_str(name))["id"]
+            if tag_id not in ids:
+                ids.append(tag_id)
+        return ids
+
+    def _render_tags(self, tag_ids: list[str]) -> list[dict[str, Any]]:
+        by_id = {t["id"]: t for t in self.tags.values()}
+        return [self._render_tag(by_id[t]) for t in tag_ids if t in by_id]
+
+    def _render_tag(self, tag: dict[str, Any]) -> dict[str, Any]:
+        usage = sum(1 for j in self.jobs.values() if tag["id"] in j.tag_ids)
+        return {**tag, "usageCount": str(usage)}
+
+    def list_tags(self, project_id: str) -> dict[str, Any]:
+        """``GET /workload-tags``."""
+        with self.lock:
+            self.require_project(project_id)
+            return {"tags": [self._render_tag(t) for t in self.tags.values()]}
+
+    def set_workload_tags(self, project_id: str, workload_type: str, workload_id: str, body: dict[str, Any]) -> dict:
+        """``PUT /workloads/{type}/{id}/tags``: replace a job's tags."""
+        with self.lock:
+            if workload_type not in ("job", "WORKLOAD_TYPE_JOB"):
+                self.require_project(project_id)
+                raise not_found(f"{workload_type} {workload_id!r}")
+            job = self._job(project_id, workload_id)
+            job.tag_ids = self._resolve_tags(project_id, body.get("tags"))
+            self._touch(job)
+            return {"tags": self._render_tags(job.tag_ids)}
+
+    # --------------------------------------------------------------- render
+
+    def render(self, job: Job) -> dict[str, Any]:
+        """The job as ``V1Job`` JSON."""
+        started = rfc3339(job.started_ns)
+        cost = 0.0
+        if job.started_ns is not None:
+            end = job.stopped_ns if job.stopped_ns is not None else now_ns()
+            seconds = max(0, end - job.started_ns) / 1e9
+            cost = round(seconds * price_per_second(job.spec.get("instanceName", ""), job.spec.get("spot", False)), 8)
+        return {
+            "id": job.id,
+            "name": job.name,
+            "projectId": job.project_id,
+            "userId": job.user_id,
+            "state": job.state,
+            "message": job.message,
+            "serverError": job.server_error,
+            "createdAt": rfc3339(job.created_ns),
+            "updatedAt": rfc3339(job.updated_ns),
+            "startedAt": started,
+            "readyAt": started,
+            "userLogsStartedAt": started,
+            "stoppedAt": rfc3339(job.stopped_ns),
+            "deletedAt": None,
+            "spec": dict(job.spec),
+            "tags": self._render_tags(job.tag_ids),
+            "totalCost": cost,
+            "multiMachineJobId": "",
+            "deploymentId": "",
+            "pipelineId": "",
+            "releaseId": "",
+            "capacityReservationId": "",
+            "urls": [],
+            "restartCount": 0,
+            "restartTimings": [],
+            "publicIpAddress": "",
+            "privateIpAddress": "",
+            "isHealthy": job.state == "running",
+            "interruptionNoticeReceived": False,
+            "interruptionNoticeReceivedAt": None,
+            "overprovisioned": False,
+            "replaceRequested": False,
+            "replaceRequestedAt": None,
+            "requiresMaintenance": False,
+            "timings": {},
+            "totalSizeBytes": "0",
+            "endpoint": None,
+            "visibility": None,
+        }
+
+    # ----------------------------------------------------------------- jobs
+
+    def create_job(self, project_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /jobs``: store the job as ``pending`` and schedule its start."""
+        body = camelize(body)
+        name = as_str(body.get("name")).strip()
+        if not name:
+            raise invalid("job name is required")
+        spec = normalize_spec(body.get("spec"))
+        with self.lock:
+            self.require_project(project_id)
+            if spec["cloudspaceId"]:
+                studio = self.studios.get(spec["cloudspaceId"])
+                if studio is None or studio.project_id != project_id:
+                    raise not_found(f"cloudspace {spec['cloudspaceId']!r}")
+                if not spec["command"].strip():
+                    raise invalid("command is required for jobs that run in a Studio environment")
+                if spec["image"]:
+                    raise invalid("image and cloudspaceId are mutually exclusive")
+                if not spec["clusterId"]:
+                    spec["clusterId"] = studio.cluster_id
+            elif not spec["image"]:
+                raise invalid("either spec.image or spec.cloudspaceId must be set")
+            if not spec["clusterId"]:
+                spec["clusterId"] = DEFAULT_CLUSTER_ID
+            if not spec["instanceName"] and not spec["instanceType"]:
+                spec["instanceName"] = "cpu-4"
+            tag_ids = self._resolve_tags(project_id, body.get("tags"))
+            now = now_ns()
+            self._seq += 1
+            job = Job(
+                id=self._new_id("job", self.jobs),
+                seq=self._seq,
+                name=self._unique_name(project_id, name),
+                project_id=project_id,
+                user_id=self.identity.user_id,
+                spec=spec,
+                tag_ids=tag_ids,
+                logs=LogBuffer("", self.config.max_log_lines),
+                created_ns=now,
+                updated_ns=now,
+            )
+            job.logs.job_id = job.id
+            job.timed = self._timed_outcome(job)
+            self.jobs[job.id] = job
+            self._names[(project_id, job.name)] = job.id
+            self.scheduler.call_later(self.config.pending_seconds, self._start, job.id)
+            self._changed()
+            return self.render(job)
+
+    def _timed_outcome(self, job: Job) -> tuple[float, int] | None:
+        if not self.config.timed_jobs:
+            return None
+        env = job.env
+        if "SIM_DURATION_SECONDS" not in env or "SIM_EXIT_CODE" not in env:
+            return None
+        try:
+            return max(0.0, float(env["SIM_DURATION_SECONDS"])), int(env["SIM_EXIT_CODE"])
+        except ValueError:
+            raise invalid("SIM_DURATION_SECONDS must be a number and SIM_EXIT_CODE an integer") from None
+
+    def get_job(self, project_id: str, job_id: str) -> dict[str, Any]:
+        """``GET /jobs/{id}``."""
+        with self.lock:
+            return self.render(self._job(project_id, job_id))
+
+    def find_job(self, project_id: str, name: str) -> dict[str, Any]:
+        """``GET /jobs/find?name=``: 404 if no job has that name."""
+        with self.lock:
+            self.require_project(project_id)
+            job_id = self._names.get((project_id, name))
+            if job_id is None:
+                raise not_found(f"job with name {name!r}")
+            return self.render(self.jobs[job_id])
+
+    def list_jobs(self, project_id: str, query: dict[str, list[str]]) -> dict[str, Any]:
+        """``GET /jobs`` with filters and ``limit``/``pageToken`` paging, newest first."""
+
+        def first(key: str) -> str:
+            values = query.get(key)
+            return values[0] if values else ""
+
+        states = {s for s in query.get("state", []) + query.get("states", []) if s}
+        standalone = as_bool(first("standalone"))
+        mmt_id = first("multiMachineJobId")
+        cloudspace_id = first("cloudspaceId")
+        user_id = first("userId")
+        deployment_id = first("deploymentId")
+        tag_ids = {t for t in query.get("tagIds", []) if t}
+        limit = as_int(first("limit"), 0) or 100
+        if limit < 0:
+            raise invalid("limit must be positive")
+        ascending = first("sortOrder").lower() in ("asc", "ascending", "sort_order_asc")
+        cursor = _parse_page_token(first("pageToken"))
+        with self.lock:
+            self.require_project(project_id)
+            if mmt_id or deployment_id:
+                return {"jobs": [], "nextPageToken": "", "previousPageToken": ""}
+            ordered = list(self.jobs.values())
+            if not ascending:
+                ordered.reverse()
+            matched: list[Job] = []
+            more = False
+            for job in ordered:
+                if cursor and ((job.seq >= cursor) if not ascending else (job.seq <= cursor)):
+                    continue
+                if job.project_id != project_id:
+                    continue
+                if states and job.state not in states:
+                    continue
+                if cloudspace_id and job.spec.get("cloudspaceId") != cloudspace_id:
+                    continue
+                if user_id and job.user_id != user_id:
+                    continue
+                if tag_ids and not tag_ids.intersection(job.tag_ids):
+                    continue
+                if len(matched) == limit:
+                    more = True
+                    break
+                matched.append(job)
+            del standalone  # every simulated job is standalone
+            next_token = _page_token(matched[-1].seq) if more and matched else ""
+            return {
+                "jobs": [self.render(j) for j in matched],
+                "nextPageToken": next_token,
+                "previousPageToken": "",
+            }
+
+    def update_job(self, project_id: str, job_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``PUT /jobs/{id}``: rename (``name``) and/or stop (``state: "stop"``)."""
+        body = camelize(body)
+        with self.lock:
+            job = self._job(project_id, job_id)
+            new_name = as_str(body.get("name")).strip()
+            if new_name and new_name != job.name:
+                unique = self._unique_name(project_id, new_name, exclude=job.id)
+                self._names.pop((project_id, job.name), None)
+                job.name = unique
+                self._names[(project_id, unique)] = job.id
+                self._touch(job)
+            requested = as_str(body.get("state")).strip().lower()
+            if requested:
+                if requested not in ("stop", "stopped"):
+                    raise invalid(f"unsupported state {requested!r}: only 'stop' can be requested")
+                self._request_stop(job)
+            return self.render(job)
+
+    def _request_stop(self, job: Job) -> None:
+        if job.state in TERMINAL_STATES or job.state in STOPPING_STATES:
+            return  # stopping a finished (or already stopping) job changes nothing
+        job.state = "stop"
+        self._touch(job)
+        self.scheduler.call_later(self.config.stop_seconds, self._begin_stopping, job.id)
+
+    def delete_job(self, project_id: str, job_id: str) -> dict[str, Any]:
+        """``DELETE /jobs/{id}``: forget the job, killing its command if it still runs."""
+        with self.lock:
+            job = self._job(project_id, job_id)
+            del self.jobs[job.id]
+            self._names.pop((project_id, job.name), None)
+            self._changed()
+        self.runner.terminate(job.id, "deleted", grace=0)
+        shutil.rmtree(self.work_dir / "jobs" / job.id, ignore_errors=True)
+        return {}
+
+    # ---------------------------------------------------------- transitions
+
+    def _start(self, job_id: str) -> None:
+        with self.lock:
+            job = self.jobs.get(job_id)
+            if job is None or job.state != "pending":
+                return
+            job.state = "running"
+            job.started_ns = now_ns()
+            self._touch(job)
+            if job.timed is not None:
+                duration, code = job.timed
+                limit = self.config.job_time_limit
+                job.logs.append(
+                    f"[simulator] timed job: runs {duration:g}s and exits with code {code}", job.started_ns
+                )
+                self.scheduler.call_later(min(duration, limit), self._finish_timed, job.id, duration > limit)
+                return
+            launch = self._launch_plan(job)
+        if launch is None:
+            self._on_exit(job_id, 0, None)
+            return
+        argv, cwd, env = launch
+        try:
+            handle = self.runner.start(job_id, argv, cwd, env)
+        except OSError as exc:
+            with self.lock:
+                job = self.jobs.get(job_id)
+                if job is not None and job.state not in TERMINAL_STATES:
+                    job.logs.append(f"[simulator] could not start {argv[0]!r}: {exc}", now_ns())
+                    self._fail(job, f"Job failed: could not start the command: {exc}")
+            return
+        with self.lock:
+            job = self.jobs.get(job_id)
+            if job is None or job.state == "stopping":
+                self.runner.terminate(job_id, "deleted" if job is None else "stop")
+        self.scheduler.call_later(self.config.job_time_limit, self._time_limit, job_id, handle.pid)
+
+    def _launch_plan(self, job: Job) -> tuple[list[str], Path, dict[str, str]] | None:
+        """argv, working directory and environment of a job (called under the lock)."""
+        scratch = self.work_dir / "jobs" / job.id
+        env = {
+            "LIGHTNING_JOB_ID": job.id,
+            "LIGHTNING_JOB_NAME": job.name,
+            "LIGHTNING_CLOUD_PROJECT_ID": job.project_id,
+        }
+        env.update(job.env)
+        studio_id = job.spec.get("cloudspaceId", "")
+        if studio_id:
+            studio = self.studios.get(studio_id)
+            source = self.studio_dir(studio_id)
+            if scratch.exists():
+                shutil.rmtree(scratch, ignore_errors=True)
+            if source.is_dir():
+                shutil.copytree(source, scratch, symlinks=True)
+            else:
+                scratch.mkdir(parents=True, exist_ok=True)
+            env["LIGHTNING_CLOUD_SPACE_ID"] = studio_id
+            if studio is not None:
+                env.setdefault("LIGHTNING_STUDIO_NAME", studio.name)
+            argv = studio_job_argv(job.spec.get("command", ""))
+        else:
+            scratch.mkdir(parents=True, exist_ok=True)
+            maybe_argv = image_job_argv(job.spec.get("entrypoint", ""), job.spec.get("command", ""))
+            if maybe_argv is None:
+                job.logs.append(
+                    f"[simulator] image {job.spec.get('image', '')!r} has no command; its default "
+                    "command is not simulated, finishing successfully",
+                    now_ns(),
+                )
+                return None
+            argv = maybe_argv
+        return argv, scratch, job_environment(env, self._shim_dir)
+
+    def _fail(self, job: Job, message: str) -> None:
+        job.state = "failed"
+        job.message = message
+        job.server_error = message
+        job.stopped_ns = now_ns()
+        self._touch(job)
+
+    def _on_line(self, job_id: str, text: str) -> None:
+        with self.lock:
+            job = self.jobs.get(job_id)
+            if job is not None:
+                job.logs.append(text, now_ns())
+                self._changed()
+
+    def _on_exit(self, job_id: str, code: int, reason: str | None) -> None:
+        with self.lock:
+            job = self.jobs.get(job_id)
+            if job is None or job.state in TERMINAL_STATES:
+                return
+            job.exit_code = code
+            if job.state in STOPPING_STATES or reason == "stop":
+                job.state = "stopped"
+                job.message = "Job stopped by user"
+                job.stopped_ns = now_ns()
+                self._touch(job)
+            elif reason == "timeout":
+                self._fail(
+                    job,
+                    f"Job failed: exceeded the job time limit of {self.config.job_time_limit:g} s "
+                    "and the command was killed",
+                )
+            elif reason == "shutdown":
+                self._fail(job, "Job failed: the simulator shut down while the command was running")
+            elif code == 0:
+                job.state = "completed"
+                job.message = ""
+                job.stopped_ns = now_ns()
+                self._touch(job)
+            elif code < 0:
+                self._fail(job, f"Job failed: command was killed by signal {-code} (exit code {128 - code})")
+            else:
+                self._fail(job, f"Job failed: command exited with code {code}")
+
+    def _finish_timed(self, job_id: str, over_limit: bool) -> None:
+        with self.lock:
+            job = self.jobs.get(job_id)
+            if job is None or job.state != "running" or job.timed is None:
+                return
+        self._on_exit(job_id, job.timed[1], "timeout" if over_limit else None)
+
+    def _time_limit(self, job_id: str, pid: int) -> None:
+        handle = self.runner.get(job_id)
+        if handle is not None and handle.pid == pid:
+            self.runner.terminate(job_id, "timeout", grace=0)
+
+    def _begin_stopping(self, job_id: str) -> None:
+        with self.lock:
+            job = self.jobs.get(job_id)
+            if job is None or job.state != "stop":
+                return
+            job.state = "stopping"
+            self._touch(job)
+        if not self.runner.terminate(job_id, "stop"):
+            self.scheduler.call_later(self.config.stop_seconds, self._finish_stop, job_id)
+
+    def _finish_stop(self, job_id: str) -> None:
+        with self.lock:
+            job = self.jobs.get(job_id)
+            if job is None or job.state != "stopping":
+                return
+            if self.runner.get(job_id) is not None:  # command started meanwhile: wait for its exit
+                self.runner.terminate(job_id, "stop")
+                return
+            job.state = "stopped"
+            job.message = "Job stopped by user"
+            job.stopped_ns = now_ns()
+            self._touch(job)
+
+    # ----------------------------------------------------------------- logs
+
+    def _log_buffers(self, project_id: str, job_ids: list[str]) -> list[LogBuffer]:
+        return [self._job(project_id, job_id).logs for job_id in dict.fromkeys(job_ids)]
+
+    def page_logs(self, project_id: str, query: dict[str, list[str]]) -> dict[str, Any]:
+        """``GET /page-logs``: the unified logs API for one or several jobs."""
+
+        def first(key: str) -> str:
+            values = query.get(key)
+            return values[0] if values else ""
+
+        job_ids = [j for j in query.get("jobIds", []) if j]
+        selectors = ("deploymentId", "mmtId", "sandboxId")
+        if not job_ids and not any(first(s) for s in selectors) and not query.get("sandboxCommandIds"):
+            raise invalid("one of jobIds, deploymentId, mmtId, sandboxId or sandboxCommandIds is required")
+        since = parse_rfc3339(first("since")) if first("since") else None
+        until = parse_rfc3339(first("until")) if first("until") else None
+        page_size = as_int(first("pageSize"), 0) or 1000
+        if page_size < 0:
+            raise invalid("pageSize must be positive")
+        offset = _parse_page_token(first("pageToken"))
+        with self.lock:
+            self.require_project(project_id)
+            if not job_ids:  # deployments / MMTs / sandboxes are not simulated: nothing to read
+                return {"entries": [], "nextPageToken": "", "followUrl": ""}
+            lines = filter_lines(
+                self._log_buffers(project_id, job_ids),
+                since_ns=since,
+                until_ns=until,
+                query=first("query"),
+                min_severity=first("severity"),
+            )
+            page: list[LogLine] = lines[offset : offset + page_size]
+            more = offset + page_size < len(lines)
+            return {
+                "entries": [line.to_api() for line in page],
+                "nextPageToken": _page_token(offset + page_size) if more else "",
+                "followUrl": "",
+            }
+
+    def log_text(self, job_id: str) -> str:
+        """The plain-text log file of a job (``[RFC3339Nano] message`` lines)."""
+        with self.lock:
+            job = self.jobs.get(job_id)
+            if job is None:
+                raise not_found(f"job {job_id!r}")
+            return job.logs.text()
+
+    def log_page_count(self, job: Job, page_lines: int) -> int:
+        """Number of legacy log pages of ``page_lines`` lines."""
+        return max(1, -(-len(job.logs.lines) // page_lines))
+
+    def legacy_pages(self, project_id: str, job_id: str, base_url: str, page_lines: int) -> dict[str, Any]:
+        """``GET /jobs/{id}/page-logs``: legacy page descriptors whose urls serve JSON arrays."""
+        with self.lock:
+            job = self._job(project_id, job_id)
+            lines = job.logs.lines
+            pages = []
+            for number in range(self.log_page_count(job, page_lines)):
+                chunk = lines[number * page_lines : (number + 1) * page_lines]
+                start = chunk[0].ts_ns if chunk else job.created_ns
+                end = chunk[-1].ts_ns if chunk else job.created_ns
+                pages.append(
+                    {
+                        "pageNumber": str(number),
+                        "start": rfc3339(start),
+                        "end": rfc3339(end),
+                        "totalLines": str(len(chunk)),
+                        "url": f"{base_url}/__sim/jobs/{job.id}/log-pages/{number}",
+                    }
+                )
+            return {"pages": pages, "followUrl": ""}
+
+    def legacy_page(self, job_id: str, number: int, page_lines: int) -> list[dict[str, Any]]:
+        """Body of one legacy log page: snake_case entries."""
+        with self.lock:
+            job = self.jobs.get(job_id)
+            if job is None:
+                raise not_found(f"job {job_id!r}")
+            chunk = job.logs.lines[number * page_lines : (number + 1) * page_lines]
+            return [line.to_legacy() for line in chunk]
+
+    # -------------------------------------------------------------- studios
+
+    def studio_dir(self, studio_id: str) -> Path:
+        """The scratch folder holding a Studio's files."""
+        return self.work_dir / "studios" / studio_id
+
+    def add_studio(self, name: str, project_id: str | None = None) -> dict[str, Any]:
+        """Create a Studio (409 if the name is taken) and its scratch folder."""
+        name = name.strip()
+        if not name:
+            raise invalid("studio name is required")
+        with self.lock:
+            pid = project_id or self.identity.project_id
+            self.require_project(pid)
+            if any(s.name == name and s.project_id == pid for s in self.studios.values()):
+                raise ApiError(GRPC_ALREADY_EXISTS, f"studio {name!r} already exists")
+            studio = Studio(
+                id=self._new_id("studio", self.studios),
+                name=name,
+                project_id=pid,
+                user_id=self.identity.user_id,
+                created_ns=now_ns(),
+            )
+            self.studios[studio.id] = studio
+            self.studio_dir(studio.id).mkdir(parents=True, exist_ok=True)
+            self._changed()
+            return self.render_studio(studio)
+
+    def render_studio(self, studio: Studio) -> dict[str, Any]:
+        """The Studio as ``V1CloudSpace`` JSON (instance stopped)."""
+        created = rfc3339(studio.created_ns)
+        return {
+            "id": studio.id,
+            "name": studio.name,
+            "displayName": studio.name,
+            "description": "",
+            "projectId": studio.project_id,
+            "userId": studio.user_id,
+            "clusterId": studio.cluster_id,
+            "createdAt": created,
+            "updatedAt": created,
+            "state": "CLOUD_SPACE_STATE_READY",
+            "codeStatus": {"inUse": None, "requested": None},
+            "codeConfig": {
+                "computeConfig": {"name": "cpu-4", "spot": False, "clusterOverride": ""},
+                "dataConnectionMounts": [],
+                "disableAutoShutdown": False,
+                "ide": "vscode",
+                "idleShutdownSeconds": 0,
+            },
+            "env": [],
+            "environmentTemplateId": "",
+            "machineImageVersion": "",
+            "isFavorite": False,
+            "isLocked": False,
+        }
+
+    def list_studios(self, project_id: str, query: dict[str, list[str]]) -> dict[str, Any]:
+        """``GET /cloudspaces`` (``name`` filter; ``ids`` and ``userId`` honoured too)."""
+        name = (query.get("name") or [""])[0]
+        ids = {i for i in query.get("ids", []) if i}
+        user_id = (query.get("userId") or [""])[0]
+        with self.lock:
+            self.require_project(project_id)
+            studios = sorted(self.studios.values(), key=lambda s: s.created_ns, reverse=True)
+            out = [
+                self.render_studio(s)
+                for s in studios
+                if s.project_id == project_id
+                and (not name or s.name == name)
+                and (not ids or s.id in ids)
+                and (not user_id or s.user_id == user_id)
+            ]
+            return {"cloudspaces": out, "nextPageToken": "", "previousPageToken": ""}
+
+    def get_studio(self, project_id: str, studio_id: str) -> dict[str, Any]:
+        """``GET /cloudspaces/{id}``."""
+        with self.lock:
+            self.require_project(project_id)
+            studio = self.studios.get(studio_id)
+            if studio is None or studio.project_id != project_id:
+                raise not_found(f"cloudspace {studio_id!r}")
+            return self.render_studio(studio)
+
+    # --------------------------------------------------- python API helpers
+
+    def all_jobs(self) -> list[dict[str, Any]]:
+        """Every job, newest first, as the API renders them."""
+        with self.lock:
+            return [self.render(j) for j in reversed(list(self.jobs.values()))]
+
+    def job_by_id(self, job_id: str) -> dict[str, Any] | None:
+        """One job as the API renders it, or ``None``."""
+        with self.lock:
+            job = self.jobs.get(job_id)
+            return self.render(job) if job is not None else None
+
+    # ---------------------------------------------------------- persistence
+
+    def to_state(self) -> dict[str, Any]:
+        """Everything needed to restore jobs, logs, Studios and tags."""
+        with self.lock:
+            return {
+                "version": STATE_FILE_VERSION,
+                "seq": self._seq,
+                "jobs": [j.to_state() for j in self.jobs.values()],
+                "studios": [s.to_state() for s in self.studios.values()],
+                "tags": list(self.tags.values()),
+            }
+
+    def load_state(self, data: dict[str, Any]) -> None:
+        """Restore a saved state; unfinished work is resumed or settled (see module docs)."""
+        if data.get("version") != STATE_FILE_VERSION:
+            raise ValueError(f"unsupported state file version {data.get('version')!r}")
+        with self.lock:
+            for raw in data.get("studios", []):
+                studio = Studio(
+                    id=raw["id"],
+                    name=raw["name"],
+                    project_id=raw["projectId"],
+                    user_id=raw["userId"],
+                    created_ns=int(raw["createdNs"]),
+                    cluster_id=raw.get("clusterId", DEFAULT_CLUSTER_ID),
+                )
+                self.studios[studio.id] = studio
+                self.studio_dir(studio.id).mkdir(parents=True, exist_ok=True)
+            for tag in data.get("tags", []):
+                self.tags[tag["name"]] = tag
+            self._seq = int(data.get("seq", 0))
+            for raw in sorted(data.get("jobs", []), key=lambda j: int(j["seq"])):
+                job = Job.from_state(raw, self.config.max_log_lines)
+                self.jobs[job.id] = job
+                self._names[(job.project_id, job.name)] = job.id
+                self._seq = max(self._seq, job.seq)
+                self._resume(job)
+
+    def _resume(self, job: Job) -> None:
+        if job.state == "pending":
+            self.scheduler.call_later(self.config.pending_seconds, self._start, job.id)
+        elif job.state == "running":
+            if job.timed is not None and job.started_ns is not None:
+                duration, _ = job.timed
+                finish = job.started_ns / 1e9 + min(duration, self.config.job_time_limit)
+                self.scheduler.call_at(finish, self._finish_timed, job.id, duration > self.config.job_time_limit)
+            else:
+                job.logs.append("[simulator] the simulator restarted while this command was running", now_ns())
+                self._fail(job, "Job failed: the simulator restarted while the command was running")
+        elif job.state in STOPPING_STATES:
+            job.state = "stopped"
+            job.message = "Job stopped by user"
+            job.stopped_ns = job.stopped_ns or now_ns()
+            self._touch(job)
+
+    def shutdown(self) -> None:
+        """Kill every running command (their jobs end as failed)."""
+        self.runner.kill_all()
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` passes (test helper)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()

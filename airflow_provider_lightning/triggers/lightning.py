@@ -1,0 +1,219 @@
+"""One trigger for "a Lightning resource changing phase", and the wait loop it shares with sync mode."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import httpx
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_lightning import DEFAULT_CONN_ID
+from airflow_provider_lightning.api import logs
+from airflow_provider_lightning.api.errors import LightningApiError, LightningConfigError
+from airflow_provider_lightning.api.phases import Phase
+from airflow_provider_lightning.api.resources import ResourceState, kind_named
+from airflow_provider_lightning.hooks.lightning import LightningHook
+from airflow_provider_lightning.hooks.settings import ConnectionSettings
+
+# Event statuses (what ``execute_complete`` receives in ``event["status"]``).
+SUCCESS, FAILED, TIMEOUT, ERROR = "success", "failed", "timeout", "error"
+
+
+class LightningPhaseTrigger(BaseTrigger):
+    """Wait until a Lightning resource reaches one of ``target_phases``, without holding a worker.
+
+    Kwargs are plain JSON values (never credentials), so the trigger is rebuilt from ``serialize()``
+    after a triggerer restart and continues where it was: the deadline is absolute and the log
+    cursor says which lines were already written.
+
+    :param kind: resource kind (``"job"``), see ``api.resources.KINDS``.
+    :param resource_id: id of the resource to watch.
+    :param project_id: teamspace (project) id the resource lives in.
+    :param lightning_conn_id: Airflow connection id.
+    :param target_phases: phases that end the wait successfully (default ``["completed"]``).
+    :param poll_interval: seconds between two reads of the resource.
+    :param deadline: absolute UNIX time after which a ``timeout`` event is sent; None waits forever.
+    :param stream_logs: write new log lines of the resource into the task log while waiting.
+    :param log_cursor: where log streaming stopped (``{"since", "line"}``), to not repeat lines.
+    :param log_tail_lines: how many last log lines a failure event carries.
+    :param stop_on_kill: stop the resource when a user kills the deferred task (Airflow 3.3+);
+        True only for resources this task started.
+    :param max_poll_errors: consecutive failed polls (after the transport's own retries) before giving up.
+    :param resource_name: display name for log messages.
+    """
+
+    def __init__(
+        self,
+        *,
+        kind: str,
+        resource_id: str,
+        project_id: str,
+        lightning_conn_id: str = DEFAULT_CONN_ID,
+        target_phases: Sequence[str] = ("completed",),
+        poll_interval: float = 15.0,
+        deadline: float | None = None,
+        stream_logs: bool = True,
+        log_cursor: dict[str, Any] | None = None,
+        log_tail_lines: int = 20,
+        stop_on_kill: bool = False,
+        max_poll_errors: int = 5,
+        resource_name: str = "",
+    ) -> None:
+        super().__init__()
+        kind_named(kind)
+        self.kind = kind
+        self.resource_id = resource_id
+        self.project_id = project_id
+        self.lightning_conn_id = lightning_conn_id
+        self.target_phases = [Phase.parse(p).value for p in target_phases]
+        self.poll_interval = float(poll_interval)
+        self.deadline = deadline
+        self.stream_logs = stream_logs
+        self.log_cursor = log_cursor or {}
+        self.log_tail_lines = int(log_tail_lines)
+        self.stop_on_kill = stop_on_kill
+        self.max_poll_errors = int(max_poll_errors)
+        self.resource_name = resource_name
+        self._settings: ConnectionSettings | None = None  # set by the sync driver, never serialized
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "kind": self.kind,
+                "resource_id": self.resource_id,
+                "project_id": self.project_id,
+                "lightning_conn_id": self.lightning_conn_id,
+                "target_phases": list(self.target_phases),
+                "poll_interval": self.poll_interval,
+                "deadline": self.deadline,
+                "stream_logs": self.stream_logs,
+                "log_cursor": dict(self.log_cursor),
+                "log_tail_lines": self.log_tail_lines,
+                "stop_on_kill": self.stop_on_kill,
+                "max_poll_errors": self.max_poll_errors,
+                "resource_name": self.resource_name,
+            },
+        )
+
+    def _hook(self) -> LightningHook:
+        hook = LightningHook(self.lightning_conn_id)
+        hook._settings = self._settings
+        return hook
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        hook = self._hook()
+        try:
+            yield TriggerEvent(await PhaseWait(self, hook).wait())
+        finally:
+            await hook.aclose()
+
+    async def on_kill(self) -> None:
+        """Airflow 3.3+: the user killed the deferred task; stop the remote work this task started."""
+        if not self.stop_on_kill:
+            return
+        hook = self._hook()
+        kind = kind_named(self.kind)
+        try:
+            state = await hook.arun(kind.get(self.project_id, self.resource_id))
+            if not state.phase.is_terminal:
+                await hook.arun(kind.stop(self.project_id, self.resource_id))
+                self.log.warning("Task killed: stopped %s %s (%s)", kind.label, self.resource_name, self.resource_id)
+        finally:
+            await hook.aclose()
+
+    def run_sync(self, settings: ConnectionSettings) -> dict[str, Any]:
+        """Run the same wait in the worker (non-deferrable mode) and return the event payload."""
+        self._settings = settings
+        hook = self._hook()
+
+        async def wait() -> dict[str, Any]:
+            try:
+                return await PhaseWait(self, hook).wait()
+            finally:
+                await hook.aclose()
+
+        return asyncio.run(wait())
+
+
+class PhaseWait:
+    """The wait loop: poll, stream logs, honour the deadline, tolerate transient errors; one result."""
+
+    def __init__(self, trigger: LightningPhaseTrigger, hook: LightningHook) -> None:
+        self.t = trigger
+        self.hook = hook
+        self.kind = kind_named(trigger.kind)
+        self.targets = {Phase(p) for p in trigger.target_phases}
+        self.cursor = logs.LogCursor.from_json(trigger.log_cursor)
+        self.tail: deque[str] = deque(maxlen=max(trigger.log_tail_lines, 1))
+        self.log = trigger.log
+        self.label = f"{self.kind.label} {trigger.resource_name or trigger.resource_id}"
+
+    def _event(self, status: str, state: ResourceState | None, message: str) -> dict[str, Any]:
+        return {
+            "status": status,
+            "kind": self.t.kind,
+            "resource_id": self.t.resource_id,
+            "resource": state.to_json() if state else None,
+            "message": message,
+            "log_tail": list(self.tail) if status != SUCCESS else [],
+            "log_cursor": self.cursor.to_json(),
+        }
+
+    async def _read_logs(self, state: ResourceState) -> None:
+        try:
+            lines, self.cursor = await self.hook.arun(
+                logs.new_lines(self.t.project_id, self.kind.log_selector, self.t.resource_id, self.cursor)
+            )
+        except (LightningApiError, httpx.HTTPError) as error:
+            self.log.warning("Could not read the logs of %s: %s", self.label, error)
+            return
+        for line in lines:
+            text = line.render()
+            self.tail.append(text)
+            if self.t.stream_logs:
+                self.log.info("[%s] %s", state.name or self.t.resource_id, text)
+
+    async def wait(self) -> dict[str, Any]:
+        errors = 0
+        state: ResourceState | None = None
+        while True:
+            remaining = None if self.t.deadline is None else self.t.deadline - time.time()
+            if remaining is not None and remaining <= 0:
+                return self._event(
+                    TIMEOUT, state, f"{self.label} did not reach {sorted(p.value for p in self.targets)} "
+                    f"before the deadline (last phase: {state.phase.value if state else 'unknown'})",
+                )
+            await asyncio.sleep(self.t.poll_interval if remaining is None else min(self.t.poll_interval, remaining))
+            try:
+                state = await self.hook.arun(self.kind.get(self.t.project_id, self.t.resource_id))
+                errors = 0
+            except LightningConfigError as error:
+                return self._event(ERROR, state, str(error))
+            except LightningApiError as error:
+                if error.not_found or error.status in (401, 403):
+                    return self._event(ERROR, state, f"cannot read {self.label}: {error}")
+                errors += 1
+            except httpx.HTTPError as error:
+                errors += 1
+                self.log.warning("Polling %s failed: %s", self.label, error)
+            except Exception as error:  # a hostile answer must not crash the triggerer
+                errors += 1
+                self.log.warning("Polling %s failed unexpectedly: %r", self.label, error)
+            if errors:
+                if errors >= self.t.max_poll_errors:
+                    return self._event(ERROR, state, f"polling {self.label} failed {errors} times in a row")
+                continue
+            assert state is not None
+            has_logs = state.phase in (Phase.RUNNING, Phase.STOPPING) or state.phase.is_terminal
+            if has_logs and (self.t.stream_logs or (state.phase.is_terminal and not state.phase.is_success)):
+                await self._read_logs(state)
+            if state.phase in self.targets:
+                return self._event(SUCCESS, state, f"{self.label} is {state.phase.value}")
+            if state.phase.is_terminal:
+                reason = state.message or f"ended as {state.raw_state or state.phase.value}"
+                return self._event(FAILED, state, f"{self.label} ended in phase {state.phase.value}: {reason}")
