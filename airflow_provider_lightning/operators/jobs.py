@@ -144,8 +144,8 @@ class LightningJobOperator(LightningBaseOperator):
             interruptible=self.interruptible,
             cluster_id=self.cluster_id,
             max_run_attempts=self.max_run_attempts,
-            path_mappings=self.path_mappings if isinstance(self.path_mappings, Mapping) else {},
-            tags=self.tags if isinstance(self.tags, list) else [],
+            path_mappings=self.path_mappings,
+            tags=self.tags,
             image_secret_ref=self.image_secret_ref,
             allow_custom_machine=self.allow_custom_machine,
         ).validated()

@@ -95,6 +95,44 @@ class RunHandle:
             os.killpg(self.process.pid, sig)
 
 
+def group_alive(pgid: int) -> bool:
+    """True while process group ``pgid`` has a process that is not a zombie.
+
+    Orphaned zombies are reaped by PID 1 on its own schedule, so they do not count.
+    Uses ``/proc`` on Linux and falls back to ``killpg(pgid, 0)`` elsewhere.
+    """
+    proc = Path("/proc")
+    if not (proc / "self" / "stat").exists():
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) >= 3 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+            return True
+    return False
+
+
+def _wait_group_gone(pgid: int, timeout: float) -> bool:
+    """Poll until no live process is left in process group ``pgid``."""
+    deadline = time.monotonic() + timeout
+    while group_alive(pgid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 LineCallback = Callable[[str, str], None]
 ExitCallback = Callable[[str, int, "str | None"], None]
 
@@ -196,6 +234,7 @@ class CommandRunner:
         code = handle.process.wait()
         # Like a container whose main process ended: nothing else of the job survives it.
         handle.signal_group(signal.SIGKILL)
+        _wait_group_gone(handle.pid, timeout=2.0)
         if handle.reader is not None:
             handle.reader.join(timeout=5)
         with self._lock:

@@ -1,0 +1,645 @@
+"""HTTP layer: a keep-alive ``ThreadingHTTPServer``, routing, auth, fault injection and
+JSON encoding for the Lightning REST paths, the admin paths and the signed log URLs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import math
+import socket
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from . import catalog
+from .auth import Authenticator
+from .faults import FaultConfig, FaultInjector
+from .identity import Identity
+from .requestlog import RequestLog
+from .state import Store
+from .wire import (
+    GRPC_INTERNAL,
+    GRPC_NOT_FOUND,
+    GRPC_UNAVAILABLE,
+    ApiError,
+    as_int,
+    as_str,
+    camel,
+    camelize,
+    error_body,
+    invalid,
+    not_found,
+)
+
+log = logging.getLogger(__name__)
+
+LEGACY_PAGE_LINES = 1000
+
+
+@dataclass
+class Request:
+    """One parsed request as seen by a route handler."""
+
+    method: str
+    path: str
+    params: dict[str, str]
+    query: dict[str, list[str]]
+    body: Any
+    headers: dict[str, str]
+    base_url: str
+
+    def q(self, name: str, default: str = "") -> str:
+        """First value of query parameter ``name`` (camelCase; snake_case was normalised)."""
+        values = self.query.get(name)
+        return values[0] if values else default
+
+    def json_body(self) -> dict[str, Any]:
+        """The body as a JSON object (``{}`` when empty)."""
+        if self.body is None:
+            return {}
+        if not isinstance(self.body, dict):
+            raise invalid("the request body must be a JSON object")
+        return self.body
+
+
+@dataclass
+class Response:
+    """What a route handler answers: JSON (``body``) or raw bytes (``raw``)."""
+
+    status: int = 200
+    body: Any = None
+    raw: bytes | None = None
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Handler = Callable[[Request], Any]
+
+
+@dataclass
+class Route:
+    """A method plus a path pattern such as ``/v1/projects/{projectId}/jobs/{id}``."""
+
+    method: str
+    segments: list[str]
+    handler: Handler
+    auth: bool = True
+
+    def match(self, method: str, parts: list[str]) -> dict[str, str] | None:
+        """Path parameters if ``parts`` matches (``None`` otherwise)."""
+        if method != self.method or len(parts) != len(self.segments):
+            return None
+        params: dict[str, str] = {}
+        for pattern, part in zip(self.segments, parts, strict=True):
+            if pattern.startswith("{") and pattern.endswith("}"):
+                params[pattern[1:-1]] = unquote(part)
+            elif pattern != part:
+                return None
+        return params
+
+
+def _parse_query(raw: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for key, values in parse_qs(raw, keep_blank_values=True).items():
+        name = camel(key[:-2] if key.endswith("[]") else key)
+        out.setdefault(name, []).extend(values)
+    return out
+
+
+class Api:
+    """Route table and handlers; holds no HTTP state."""
+
+    def __init__(
+        self,
+        store: Store,
+        identity: Identity,
+        authenticator: Authenticator,
+        faults: FaultInjector,
+        request_log: RequestLog,
+        secret: bytes,
+    ) -> None:
+        self.store = store
+        self.identity = identity
+        self.auth = authenticator
+        self.faults = faults
+        self.request_log = request_log
+        self.secret = secret
+        self.routes: list[Route] = []
+        self._register()
+
+    # ---------------------------------------------------------- registration
+
+    def add(self, method: str, pattern: str, handler: Handler, auth: bool = True) -> None:
+        """Register a route (earlier routes win)."""
+        self.routes.append(Route(method, pattern.lstrip("/").split("/"), handler, auth))
+
+    def _register(self) -> None:
+        a = self.add
+        # admin (no auth, never faulted)
+        a("GET", "/__admin/health", lambda r: {"status": "ok"}, auth=False)
+        a("GET", "/__admin/info", self.admin_info, auth=False)
+        a("GET", "/__admin/faults", lambda r: self.faults.config.to_api(), auth=False)
+        a("POST", "/__admin/faults", self.admin_set_faults, auth=False)
+        a("PUT", "/__admin/faults", self.admin_set_faults, auth=False)
+        a("DELETE", "/__admin/faults", self.admin_clear_faults, auth=False)
+        a("GET", "/__admin/studios", lambda r: self.store.list_studios(self.identity.project_id, {}), auth=False)
+        a("POST", "/__admin/studios", self.admin_add_studio, auth=False)
+        a("GET", "/__admin/requests", self.admin_requests, auth=False)
+        a("POST", "/__admin/reset-requests", self.admin_reset_requests, auth=False)
+        a("DELETE", "/__admin/requests", self.admin_reset_requests, auth=False)
+        a("GET", "/__admin/jobs", lambda r: {"jobs": self.store.all_jobs()}, auth=False)
+        # signed log URLs (no Authorization header, like a cloud-storage link)
+        a("GET", "/__sim/logs/{id}", self.signed_log_text, auth=False)
+        a("GET", "/__sim/jobs/{id}/log-pages/{page}", self.signed_log_page, auth=False)
+        # auth
+        a("POST", "/v1/auth/login", self.login, auth=False)
+        a("POST", "/v1/auth/refresh", self.refresh)
+        a("GET", "/v1/auth/whoami", lambda r: self.identity.whoami())
+        a("GET", "/v1/auth/user", lambda r: self.identity.user())
+        # orgs, memberships, users, projects
+        a("GET", "/v1/orgs", self.list_orgs)
+        a("GET", "/v1/orgs/{id}", self.get_org)
+        a("GET", "/v1/memberships", self.list_memberships)
+        a("GET", "/v1/users/search", self.search_users)
+        a("GET", "/v1/users/profile/{username}", self.user_profile)
+        a("GET", "/v1/projects/{id}", self.get_project)
+        a("GET", "/v1/projects/{projectId}/projectclustersbindings", self.cluster_bindings)
+        a("GET", "/v1/projects/{projectId}/memberships", self.project_memberships)
+        # clusters and machines
+        a("GET", "/v1/core/clusters", self.list_core_clusters)
+        a("GET", "/v1/core/clusters/{id}", self.get_core_cluster)
+        a("GET", "/v1/core/clusters/{id}/accelerators", self.cluster_accelerators)
+        a("GET", "/v1/core/accelerators", self.default_accelerators)
+        a("GET", "/v1/projects/{projectId}/clusters", self.project_clusters)
+        a("GET", "/v1/projects/{projectId}/clusters/{id}/accelerators", self.project_cluster_accelerators)
+        # studios
+        a("GET", "/v1/projects/{projectId}/cloudspaces", self.list_studios)
+        a("GET", "/v1/projects/{projectId}/cloudspaces/{id}", self.get_studio)
+        a("GET", "/v1/projects/{projectId}/cloudspaces/{id}/codestatus", self.studio_codestatus)
+        a("GET", "/v1/projects/{projectId}/cloudspaces/{id}/codeconfig", self.studio_codeconfig)
+        # jobs
+        a("POST", "/v1/projects/{projectId}/jobs", self.create_job)
+        a("GET", "/v1/projects/{projectId}/jobs", self.list_jobs)
+        a("GET", "/v1/projects/{projectId}/jobs/find", self.find_job)
+        a("GET", "/v1/projects/{projectId}/jobs/logs", self.search_job_logs)
+        a("GET", "/v1/projects/{projectId}/jobs/{id}", self.get_job)
+        a("PUT", "/v1/projects/{projectId}/jobs/{id}", self.update_job)
+        a("DELETE", "/v1/projects/{projectId}/jobs/{id}", self.delete_job)
+        a("GET", "/v1/projects/{projectId}/jobs/{id}/download-logs", self.download_logs)
+        a("GET", "/v1/projects/{projectId}/jobs/{id}/page-logs", self.legacy_page_logs)
+        a("GET", "/v1/projects/{projectId}/page-logs", self.page_logs)
+        a("GET", "/v1/projects/{projectId}/workload-tags", self.list_tags)
+        a("PUT", "/v1/projects/{projectId}/workloads/{workloadType}/{workloadId}/tags", self.set_tags)
+        a("GET", "/v1/projects/{projectId}/multi-machine-jobs", self.list_mmts)
+        a("GET", "/v1/projects/{projectId}/multi-machine-jobs/{name}/getbyname", self.get_mmt_by_name)
+        a("GET", "/v1/projects/{projectId}/multi-machine-jobs/{id}", self.get_mmt)
+        a("GET", "/v1/projects/{projectOwnerName}/{projectName}/jobs/{jobName}", self.get_job_by_slugs)
+
+    def resolve(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+        """The first route matching ``method`` and ``path``."""
+        parts = path.lstrip("/").split("/")
+        for route in self.routes:
+            params = route.match(method, parts)
+            if params is not None:
+                return route, params
+        return None
+
+    # ------------------------------------------------------------- signing
+
+    def sign(self, job_id: str) -> str:
+        """Signature that makes a log URL usable without credentials."""
+        return hmac.new(self.secret, job_id.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def _check_signature(self, req: Request) -> str:
+        job_id = req.params["id"]
+        if not hmac.compare_digest(req.q("sig"), self.sign(job_id)):
+            raise ApiError(7, "permission denied: invalid or missing signature")
+        return job_id
+
+    # -------------------------------------------------------------- admin
+
+    def admin_info(self, req: Request) -> dict[str, Any]:
+        ident = self.identity
+        return {
+            "url": req.base_url,
+            "userId": ident.user_id,
+            "username": ident.username,
+            "teamspace": f"{ident.owner_name}/{ident.teamspace_name}",
+            "projectId": ident.project_id,
+            "orgId": ident.org_id,
+            "clusterId": catalog.DEFAULT_CLUSTER_ID,
+        }
+
+    def admin_set_faults(self, req: Request) -> dict[str, Any]:
+        try:
+            config = FaultConfig.from_api(req.json_body())
+        except (TypeError, ValueError) as exc:
+            raise invalid(str(exc)) from None
+        self.faults.set(config)
+        return config.to_api()
+
+    def admin_clear_faults(self, req: Request) -> dict[str, Any]:
+        self.faults.clear()
+        return self.faults.config.to_api()
+
+    def admin_add_studio(self, req: Request) -> dict[str, Any]:
+        return self.store.add_studio(as_str(req.json_body().get("name")))
+
+    def admin_requests(self, req: Request) -> dict[str, Any]:
+        return {"requests": [r.to_api() for r in self.request_log.snapshot()]}
+
+    def admin_reset_requests(self, req: Request) -> dict[str, Any]:
+        self.request_log.clear()
+        return {}
+
+    # --------------------------------------------------------- signed URLs
+
+    def signed_log_text(self, req: Request) -> Response:
+        job_id = self._check_signature(req)
+        text = self.store.log_text(job_id)
+        return Response(raw=text.encode("utf-8"), content_type="text/plain; charset=utf-8")
+
+    def signed_log_page(self, req: Request) -> Any:
+        job_id = self._check_signature(req)
+        page = as_int(req.params["page"].removesuffix(".json"))
+        return self.store.legacy_page(job_id, page, LEGACY_PAGE_LINES)
+
+    # ---------------------------------------------------------------- auth
+
+    def login(self, req: Request) -> dict[str, Any]:
+        body = camelize(req.json_body())
+        token = self.auth.login(as_str(body.get("apiKey")), as_str(body.get("username")))
+        return {"token": token}
+
+    def refresh(self, req: Request) -> dict[str, Any]:
+        duration = as_int(camelize(req.json_body()).get("duration"), 43_200) or 43_200
+        return {"token": self.auth.issue_token(min(max(duration, 900), 129_600))}
+
+    # ------------------------------------------------------ orgs, projects
+
+    def list_orgs(self, req: Request) -> dict[str, Any]:
+        name = req.q("name")
+        orgs = [o for o in self.identity.organizations() if not name or o["name"] == name]
+        return {"organizations": orgs}
+
+    def get_org(self, req: Request) -> dict[str, Any]:
+        org_id, name = req.params["id"], req.q("name")
+        for org in self.identity.organizations():
+            if (org_id and org["id"] == org_id) or (not org_id and name and org["name"] == name):
+                return org
+        raise not_found(f"organization {org_id or name!r}")
+
+    def list_memberships(self, req: Request) -> dict[str, Any]:
+        org_id = req.q("organizationId")
+        membership = self.identity.membership()
+        if org_id and org_id != self.identity.org_id:
+            return {"memberships": []}
+        return {"memberships": [membership]}
+
+    def project_memberships(self, req: Request) -> dict[str, Any]:
+        self.store.require_project(req.params["projectId"])
+        ident = self.identity
+        return {
+            "memberships": [
+                {
+                    "projectId": ident.project_id,
+                    "userId": ident.user_id,
+                    "username": ident.username,
+                    "email": ident.email,
+                    "displayName": ident.username,
+                    "createdAt": ident.created_at,
+                    "roleId": "owner",
+                }
+            ]
+        }
+
+    def search_users(self, req: Request) -> dict[str, Any]:
+        query = req.q("query").lower()
+        user = self.identity.search_user()
+        users = [user] if not query or query in user["username"].lower() or query in user["email"] else []
+        return {"users": users, "nextPageToken": "", "previousPageToken": "", "totalSize": str(len(users))}
+
+    def user_profile(self, req: Request) -> dict[str, Any]:
+        if req.params["username"] != self.identity.username:
+            raise not_found(f"user {req.params['username']!r}")
+        return self.identity.search_user()
+
+    def get_project(self, req: Request) -> dict[str, Any]:
+        self.store.require_project(req.params["id"])
+        return self.identity.project()
+
+    def cluster_bindings(self, req: Request) -> dict[str, Any]:
+        project_id = req.params["projectId"]
+        self.store.require_project(project_id)
+        return {"clusters": [catalog.cluster_binding(project_id, self.identity.created_at)]}
+
+    # ------------------------------------------------------------ clusters
+
+    def _cluster(self) -> dict[str, Any]:
+        return catalog.cluster(self.identity.created_at)
+
+    def list_core_clusters(self, req: Request) -> dict[str, Any]:
+        return {"clusters": [self._cluster()], "defaultCluster": catalog.DEFAULT_CLUSTER_ID}
+
+    def get_core_cluster(self, req: Request) -> dict[str, Any]:
+        if req.params["id"] != catalog.DEFAULT_CLUSTER_ID:
+            raise not_found(f"cluster {req.params['id']!r}")
+        return self._cluster()
+
+    def cluster_accelerators(self, req: Request) -> dict[str, Any]:
+        if req.params["id"] != catalog.DEFAULT_CLUSTER_ID:
+            raise not_found(f"cluster {req.params['id']!r}")
+        return {"accelerator": catalog.accelerators()}
+
+    def default_accelerators(self, req: Request) -> dict[str, Any]:
+        provider = req.q("cloudProvider").upper()
+        if provider and provider not in ("AWS", "CLOUD_PROVIDER_UNSPECIFIED"):
+            return {"accelerator": []}
+        return {"accelerator": catalog.accelerators()}
+
+    def project_clusters(self, req: Request) -> dict[str, Any]:
+        self.store.require_project(req.params["projectId"])
+        return {"clusters": [self._cluster()]}
+
+    def project_cluster_accelerators(self, req: Request) -> dict[str, Any]:
+        self.store.require_project(req.params["projectId"])
+        return self.cluster_accelerators(req)
+
+    # ------------------------------------------------------------- studios
+
+    def list_studios(self, req: Request) -> dict[str, Any]:
+        return self.store.list_studios(req.params["projectId"], req.query)
+
+    def get_studio(self, req: Request) -> dict[str, Any]:
+        return self.store.get_studio(req.params["projectId"], req.params["id"])
+
+    def studio_codestatus(self, req: Request) -> dict[str, Any]:
+        self.store.get_studio(req.params["projectId"], req.params["id"])
+        return {"inUse": None, "requested": None, "collabStatus": None, "collabSession": None}
+
+    def studio_codeconfig(self, req: Request) -> dict[str, Any]:
+        studio = self.store.get_studio(req.params["projectId"], req.params["id"])
+        return studio["codeConfig"]
+
+    # ----------------------------------------------------------------- jobs
+
+    def create_job(self, req: Request) -> dict[str, Any]:
+        return self.store.create_job(req.params["projectId"], req.json_body())
+
+    def list_jobs(self, req: Request) -> dict[str, Any]:
+        return self.store.list_jobs(req.params["projectId"], req.query)
+
+    def find_job(self, req: Request) -> dict[str, Any]:
+        name = req.q("name")
+        if not name:
+            raise invalid("name is required")
+        return self.store.find_job(req.params["projectId"], name)
+
+    def get_job(self, req: Request) -> dict[str, Any]:
+        return self.store.get_job(req.params["projectId"], req.params["id"])
+
+    def update_job(self, req: Request) -> dict[str, Any]:
+        return self.store.update_job(req.params["projectId"], req.params["id"], req.json_body())
+
+    def delete_job(self, req: Request) -> dict[str, Any]:
+        return self.store.delete_job(req.params["projectId"], req.params["id"])
+
+    def get_job_by_slugs(self, req: Request) -> dict[str, Any]:
+        ident = self.identity
+        owner = req.params["projectOwnerName"]
+        project = req.params["projectName"]
+        if owner == "-":
+            owner = req.q("projectOwnerName")
+        if project == "-":
+            project = req.q("projectName")
+        project_id = req.q("projectId")
+        if project_id:
+            self.store.require_project(project_id)
+        elif (owner, project) != (ident.owner_name, ident.teamspace_name):
+            raise not_found(f"teamspace {owner}/{project!s}")
+        return self.store.find_job(ident.project_id, req.params["jobName"])
+
+    def download_logs(self, req: Request) -> dict[str, Any]:
+        self.store.get_job(req.params["projectId"], req.params["id"])
+        job_id = req.params["id"]
+        return {"url": f"{req.base_url}/__sim/logs/{job_id}?sig={self.sign(job_id)}"}
+
+    def legacy_page_logs(self, req: Request) -> dict[str, Any]:
+        job_id = req.params["id"]
+        pages = self.store.legacy_pages(req.params["projectId"], job_id, req.base_url, LEGACY_PAGE_LINES)
+        for page in pages["pages"]:
+            page["url"] += f"?sig={self.sign(job_id)}"
+        return pages
+
+    def page_logs(self, req: Request) -> dict[str, Any]:
+        return self.store.page_logs(req.params["projectId"], req.query)
+
+    def search_job_logs(self, req: Request) -> dict[str, Any]:
+        query = dict(req.query)
+        query["jobIds"] = [i for i in query.pop("id", []) if i]
+        result = self.store.page_logs(req.params["projectId"], query)
+        return {"entries": result["entries"], "followUrl": ""}
+
+    def list_tags(self, req: Request) -> dict[str, Any]:
+        return self.store.list_tags(req.params["projectId"])
+
+    def set_tags(self, req: Request) -> dict[str, Any]:
+        p = req.params
+        return self.store.set_workload_tags(p["projectId"], p["workloadType"], p["workloadId"], req.json_body())
+
+    def list_mmts(self, req: Request) -> dict[str, Any]:
+        self.store.require_project(req.params["projectId"])
+        return {"multiMachineJobs": []}
+
+    def get_mmt_by_name(self, req: Request) -> dict[str, Any]:
+        self.store.require_project(req.params["projectId"])
+        raise not_found(f"multi-machine job with name {req.params['name']!r}")
+
+    def get_mmt(self, req: Request) -> dict[str, Any]:
+        self.store.require_project(req.params["projectId"])
+        raise not_found(f"multi-machine job {req.params['id']!r}")
+
+
+# ------------------------------------------------------------------ HTTP
+
+
+class ApiHTTPServer(ThreadingHTTPServer):
+    """Threaded HTTP/1.1 server bound to the simulator's :class:`Api`."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 1024
+
+    def __init__(self, address: tuple[str, int], api: Api, verbose: bool = False) -> None:
+        self.api = api
+        self.verbose = verbose
+        super().__init__(address, _Handler)
+
+    @property
+    def url(self) -> str:
+        """``http://host:port`` of the listening socket."""
+        host, port = self.server_address[:2]
+        if isinstance(host, bytes):
+            host = host.decode()
+        return f"http://{host}:{port}"
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Quietly ignore clients that hang up; report anything else."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError, socket.timeout)):
+            return
+        super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are separate writes: avoid the 40 ms delayed-ACK stall
+    server_version = "LightningSimulator/1.0"
+    sys_version = ""
+    timeout = 300  # idle keep-alive connections are closed after this many seconds
+    server: ApiHTTPServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if self.server.verbose:
+            super().log_message(format, *args)
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    # ----------------------------------------------------------------- body
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            chunks = []
+            while True:
+                size_line = self.rfile.readline(65537)
+                size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                        pass
+                    break
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline(65537)
+            return b"".join(chunks)
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    # ------------------------------------------------------------- dispatch
+
+    def _dispatch(self, method: str) -> None:
+        api = self.server.api
+        has_auth = bool(self.headers.get("Authorization"))
+        try:
+            raw_body = self._read_body()
+        except (ValueError, OSError):
+            self.close_connection = True
+            self._send(Response(400, error_body(3, "invalid argument: unreadable request body")))
+            api.request_log.record(method, self.path, 400, has_auth)
+            return
+        split = urlsplit(self.path)
+        path = split.path or "/"
+        admin = path.startswith("/__admin/")
+        if not admin:
+            decision = api.faults.decide(path)
+            if decision.latency:
+                time.sleep(decision.latency)
+            if decision.action == "drop":
+                api.request_log.record(method, self.path, 0, has_auth)
+                self._drop()
+                return
+            if decision.action == "429":
+                retry = str(math.ceil(decision.retry_after))
+                resp = Response(429, error_body(8, "resource exhausted: injected rate limit"), headers={})
+                resp.headers["Retry-After"] = retry
+                self._finish(method, resp, has_auth)
+                return
+            if decision.action == "503":
+                self._finish(
+                    method, Response(503, error_body(GRPC_UNAVAILABLE, "unavailable: injected fault")), has_auth
+                )
+                return
+        self._finish(method, self._handle(api, method, path, split.query, raw_body), has_auth)
+
+    def _handle(self, api: Api, method: str, path: str, query: str, raw_body: bytes) -> Response:
+        try:
+            found = api.resolve(method, path)
+            if found is None:
+                if path.startswith("/v1/"):
+                    api.auth.check(self.headers.get("Authorization"))
+                raise ApiError(GRPC_NOT_FOUND, f"not found: no route for {method} {path}")
+            route, params = found
+            if route.auth:
+                api.auth.check(self.headers.get("Authorization"))
+            body: Any = None
+            if raw_body.strip():
+                try:
+                    body = json.loads(raw_body.decode("utf-8", errors="replace"))
+                except ValueError:
+                    raise invalid("the request body is not valid JSON") from None
+            host = self.headers.get("Host") or self.server.url.removeprefix("http://")
+            req = Request(
+                method=method,
+                path=path,
+                params=params,
+                query=_parse_query(query),
+                body=body,
+                headers={k.lower(): v for k, v in self.headers.items() if k.lower() != "authorization"},
+                base_url=f"http://{host}",
+            )
+            result = route.handler(req)
+            return result if isinstance(result, Response) else Response(200, result)
+        except ApiError as exc:
+            return Response(exc.status, exc.body())
+        except Exception as exc:  # any bug becomes a 500, never a dropped connection
+            traceback.print_exc()
+            return Response(500, error_body(GRPC_INTERNAL, f"internal: {type(exc).__name__}: {exc}"))
+
+    # --------------------------------------------------------------- output
+
+    def _finish(self, method: str, resp: Response, has_auth: bool) -> None:
+        try:
+            self._send(resp)
+        finally:
+            self.server.api.request_log.record(method, self.path, resp.status, has_auth)
+
+    def _send(self, resp: Response) -> None:
+        if resp.raw is not None:
+            payload = resp.raw
+        else:
+            payload = json.dumps(resp.body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        self.send_response(resp.status)
+        self.send_header("Content-Type", resp.content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        for key, value in resp.headers.items():
+            self.send_header(key, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(payload)
+        self.wfile.flush()
+
+    def _drop(self) -> None:
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
