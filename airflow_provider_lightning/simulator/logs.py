@@ -125,6 +125,8 @@ def filter_lines(
     """Merge several jobs' lines into one timeline and apply the page-logs filters."""
     terms = [t.lower() for t in query.split()] if query else []
     floor = SEVERITY_RANK.get(min_severity.lower(), 0) if min_severity else 0
+    if len(buffers) == 1 and since_ns is None and until_ns is None and not terms and not floor:
+        return buffers[0].lines  # unfiltered single job: no copy (callers only slice it)
     merged: Iterable[LogLine]
     if len(buffers) == 1:
         merged = buffers[0].lines

@@ -554,8 +554,7 @@ class _Handler(BaseHTTPRequestHandler):
             raw_body = self._read_body()
         except (ValueError, OSError):
             self.close_connection = True
-            self._send(Response(400, error_body(3, "invalid argument: unreadable request body")))
-            api.request_log.record(method, self.path, 400, has_auth)
+            self._finish(method, Response(400, error_body(3, "invalid argument: unreadable request body")), has_auth)
             return
         split = urlsplit(self.path)
         path = split.path or "/"
@@ -618,10 +617,9 @@ class _Handler(BaseHTTPRequestHandler):
     # --------------------------------------------------------------- output
 
     def _finish(self, method: str, resp: Response, has_auth: bool) -> None:
-        try:
-            self._send(resp)
-        finally:
-            self.server.api.request_log.record(method, self.path, resp.status, has_auth)
+        # Recorded before answering, so a client that got its response always finds it in the log.
+        self.server.api.request_log.record(method, self.path, resp.status, has_auth)
+        self._send(resp)
 
     def _send(self, resp: Response) -> None:
         if resp.raw is not None:

@@ -17,6 +17,7 @@ import random
 import shutil
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -307,6 +308,7 @@ class Store:
         self._names: dict[tuple[str, str], str] = {}
         self.studios: dict[str, Studio] = {}
         self.tags: dict[str, dict[str, Any]] = {}
+        self._tag_usage: Counter[str] = Counter()
         self._seq = 0
         self._rng = random.Random(config.seed)
         self._on_change = on_change or (lambda: None)
@@ -387,8 +389,12 @@ class Store:
         return [self._render_tag(by_id[t]) for t in tag_ids if t in by_id]
 
     def _render_tag(self, tag: dict[str, Any]) -> dict[str, Any]:
-        usage = sum(1 for j in self.jobs.values() if tag["id"] in j.tag_ids)
-        return {**tag, "usageCount": str(usage)}
+        return {**tag, "usageCount": str(self._tag_usage[tag["id"]])}
+
+    def _assign_tags(self, job: Job, tag_ids: list[str]) -> None:
+        self._tag_usage.subtract(job.tag_ids)
+        job.tag_ids = tag_ids
+        self._tag_usage.update(tag_ids)
 
     def list_tags(self, project_id: str) -> dict[str, Any]:
         """``GET /workload-tags``."""
@@ -403,7 +409,7 @@ class Store:
                 self.require_project(project_id)
                 raise not_found(f"{workload_type} {workload_id!r}")
             job = self._job(project_id, workload_id)
-            job.tag_ids = self._resolve_tags(project_id, body.get("tags"))
+            self._assign_tags(job, self._resolve_tags(project_id, body.get("tags")))
             self._touch(job)
             return {"tags": self._render_tags(job.tag_ids)}
 
@@ -502,6 +508,7 @@ class Store:
             )
             job.logs.job_id = job.id
             job.timed = self._timed_outcome(job)
+            self._tag_usage.update(tag_ids)
             self.jobs[job.id] = job
             self._names[(project_id, job.name)] = job.id
             self.scheduler.call_later(self.config.pending_seconds, self._start, job.id)
@@ -618,6 +625,7 @@ class Store:
             job = self._job(project_id, job_id)
             del self.jobs[job.id]
             self._names.pop((project_id, job.name), None)
+            self._tag_usage.subtract(job.tag_ids)
             self._changed()
         self.runner.terminate(job.id, "deleted", grace=0)
         shutil.rmtree(self.work_dir / "jobs" / job.id, ignore_errors=True)
@@ -991,6 +999,7 @@ class Store:
                 job = Job.from_state(raw, self.config.max_log_lines)
                 self.jobs[job.id] = job
                 self._names[(job.project_id, job.name)] = job.id
+                self._tag_usage.update(job.tag_ids)
                 self._seq = max(self._seq, job.seq)
                 self._resume(job)
 

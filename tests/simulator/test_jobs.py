@@ -14,7 +14,8 @@ from .helpers import image_job, wait_state, wait_until
 
 
 def page_logs(client: httpx.Client, sim: LightningSimulator, *job_ids: str, **params: str) -> dict:
-    query = [("jobIds", j) for j in job_ids] + list(params.items())
+    query: list[tuple[str, str | int | float | bool | None]] = [("jobIds", j) for j in job_ids]
+    query += list(params.items())
     resp = client.get(f"/v1/projects/{sim.project_id}/page-logs", params=query)
     assert resp.status_code == 200, resp.text
     return resp.json()

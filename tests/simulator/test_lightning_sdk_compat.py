@@ -91,14 +91,14 @@ def test_unchanged_lightning_sdk_runs_waits_reads_logs_and_stops_jobs(tmp_path: 
         line = next(ln for ln in result.stdout.splitlines() if ln.startswith("RESULT "))
         out = json.loads(line.removeprefix("RESULT "))
 
-        assert out["first_status"] in ("Status.Pending", "Status.Running")
+        assert out["first_status"] in ("Pending", "Running")
         assert out["name"] == "sdk-hello"
-        assert out["final_status"] == "Status.Completed"
+        assert out["final_status"] == "Completed"
         assert "hello from sdk" in out["logs"]
         assert out["clash_name"] == "sdk-hello-1"
-        assert out["long_before_stop"] == "Status.Running"
-        assert out["long_after_stop"] == "Status.Stopped"
-        assert out["attached_status"] == "Status.Completed"
+        assert out["long_before_stop"] == "Running"
+        assert out["long_after_stop"] == "Stopped"
+        assert out["attached_status"] == "Completed"
         assert out["attached_machine"] == "cpu-4"
 
         long_job = next(j for j in sim.jobs() if j["name"] == "sdk-long")

@@ -1,0 +1,69 @@
+"""The example DAGs under real Airflow: DagBag import and dag.test() end to end against the simulator."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "example_dags"
+pytestmark = pytest.mark.airflow_db
+
+
+def load_dagbag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(EXAMPLES))
+
+
+def test_example_dags_import_without_errors_or_deprecation_warnings(airflow_db):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dagbag = load_dagbag()
+    assert dagbag.import_errors == {}
+    assert "example_lightning_job" in dagbag.dag_ids
+    ours = [w for w in caught if "airflow_provider_lightning" in str(w.filename) or "example_dags" in str(w.filename)]
+    assert not ours, [str(w.message) for w in ours]
+
+
+@pytest.mark.parametrize("deferrable", [True, False], ids=["deferrable", "blocking"])
+def test_example_job_dag_runs_end_to_end(airflow_db, sim, monkeypatch, deferrable):
+    monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", str(deferrable))
+    dag = load_dagbag().get_dag("example_lightning_job")
+    assert dag.get_task("train").deferrable is deferrable
+    before = {job["id"] for job in sim.jobs()}
+    triggers_before = count_our_triggers()
+    dagrun = dag.test()
+    assert dagrun.state == "success"
+    new_jobs = [job for job in sim.jobs() if job["id"] not in before]
+    assert sorted(job["state"] for job in new_jobs) == ["completed", "completed"]
+    states = {ti.task_id: ti.state for ti in dagrun.get_task_instances()}
+    assert set(states.values()) == {"success"}, states
+    # deferrable: both job tasks deferred (the sensor found its job already done); blocking: none did
+    assert count_our_triggers() - triggers_before == (2 if deferrable else 0)
+    link = xcom_value(dagrun, "train", "_link_LightningJobLink")
+    assert link == xcom_value(dagrun, "train", "job_url") and "/jobs/example_lightning_job-train-" in link
+
+
+def count_our_triggers() -> int:
+    from sqlalchemy import func, select
+
+    from airflow.models.trigger import Trigger
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        query = select(func.count()).select_from(Trigger).where(Trigger.classpath.like("%LightningPhaseTrigger"))
+        return int(session.scalar(query) or 0)
+
+
+def xcom_value(dagrun, task_id: str, key: str):
+    from sqlalchemy import select
+
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = session.scalars(select(XComModel).where(
+            XComModel.run_id == dagrun.run_id, XComModel.task_id == task_id, XComModel.key == key)).first()
+        return XComModel.deserialize_value(row) if row is not None else None
