@@ -108,9 +108,10 @@ class LightningPhaseTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = self._hook()
         try:
-            yield TriggerEvent(await PhaseWait(self, hook).wait())
+            event = await PhaseWait(self, hook).wait()
         finally:
-            await hook.aclose()
+            await hook.aclose()  # nothing is held across the yield
+        yield TriggerEvent(event)
 
     async def on_kill(self) -> None:
         """Airflow 3.3+: the user killed the deferred task; stop the remote work this task started."""
