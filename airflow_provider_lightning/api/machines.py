@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
-
 # SDK ``Machine`` constant name -> slug sent as ``spec.instanceName`` (reference section 11).
 MACHINES: dict[str, str] = {
     "CPU_SMALL": "cpu-2",
@@ -91,6 +89,8 @@ def resolve_machine(machine: str, *, allow_custom: bool = False) -> str:
         return MACHINES[_key(raw)]
     if allow_custom:
         return raw
+    import difflib  # only on the error path
+
     candidates = [*MACHINES, *sorted(_SLUGS)]
     close = difflib.get_close_matches(_key(raw), list(MACHINES), n=4, cutoff=0.5)
     close += difflib.get_close_matches(raw.lower(), sorted(_SLUGS), n=3, cutoff=0.6)

@@ -12,6 +12,7 @@ import logging
 import math
 import socket
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -482,7 +483,26 @@ class ApiHTTPServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], api: Api, verbose: bool = False) -> None:
         self.api = api
         self.verbose = verbose
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
         super().__init__(address, _Handler)
+
+    def track(self, conn: socket.socket, open_: bool) -> None:
+        """Remember (or forget) a client connection so :meth:`close_connections` can end it."""
+        with self._connections_lock:
+            if open_:
+                self._connections.add(conn)
+            else:
+                self._connections.discard(conn)
+
+    def close_connections(self) -> None:
+        """Shut down every open keep-alive connection (after ``shutdown()``, nothing is served)."""
+        with self._connections_lock:
+            conns = list(self._connections)
+            self._connections.clear()
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
 
     @property
     def url(self) -> str:
@@ -507,6 +527,16 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
     timeout = 300  # idle keep-alive connections are closed after this many seconds
     server: ApiHTTPServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.track(self.connection, True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.track(self.connection, False)
 
     def log_message(self, format: str, *args: Any) -> None:
         if self.server.verbose:

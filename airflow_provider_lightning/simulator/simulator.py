@@ -133,6 +133,7 @@ class LightningSimulator:
                 return
             server.shutdown()
             server.server_close()
+            server.close_connections()
             if self._thread is not None:
                 self._thread.join(timeout=5)
             if self._store is not None:

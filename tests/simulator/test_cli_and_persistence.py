@@ -92,3 +92,18 @@ def test_simulator_package_imports_without_airflow() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_stop_closes_open_keep_alive_connections() -> None:
+    sim = LightningSimulator().start()
+    client = httpx.Client(base_url=sim.url, headers={"Authorization": sim.auth_header})
+    assert client.get("/v1/auth/whoami").status_code == 200
+    sim.stop()
+    try:
+        client.get("/v1/auth/whoami")
+    except httpx.TransportError:
+        pass
+    else:  # pragma: no cover - a served request after stop() is the bug this test guards against
+        raise AssertionError("a pooled connection was still served after stop()")
+    finally:
+        client.close()
