@@ -9,7 +9,6 @@ import hashlib
 import hmac
 import json
 import logging
-import math
 import socket
 import sys
 import threading
@@ -598,7 +597,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self._drop()
                 return
             if decision.action == "429":
-                retry = str(math.ceil(decision.retry_after))
+                # Whole seconds as RFC 9110 delta-seconds; a fractional setting (handy for fast tests) is
+                # sent as a decimal such as "0.1", which float()-based clients accept.
+                value = decision.retry_after
+                retry = str(int(value)) if value == int(value) else f"{value:g}"
                 resp = Response(429, error_body(8, "resource exhausted: injected rate limit"), headers={})
                 resp.headers["Retry-After"] = retry
                 self._finish(method, resp, has_auth)

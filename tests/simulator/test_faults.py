@@ -29,6 +29,8 @@ def test_rate_limit_fault_sends_retry_after(client: httpx.Client, sim: Lightning
     assert resp.reason_phrase == "Too Many Requests"
     assert resp.headers["Retry-After"] == "7"
     assert resp.json()["code"] == 8
+    sim.set_faults(rate_limit_rate=1, retry_after=0.25)
+    assert client.get("/v1/auth/whoami").headers["Retry-After"] == "0.25"
 
 
 def test_drop_fault_closes_the_connection_without_a_response(sim: LightningSimulator) -> None:
