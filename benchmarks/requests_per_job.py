@@ -11,11 +11,11 @@ import asyncio
 import time
 from collections import Counter
 
-import _common  # noqa: F401  (sets AIRFLOW_HOME before Airflow is imported)
+import _common
 import httpx
+from airflow.sdk.exceptions import TaskDeferred
 from task_context import context
 
-from airflow.sdk.exceptions import TaskDeferred
 from airflow_provider_lightning.operators.jobs import LightningJobOperator
 from airflow_provider_lightning.simulator import LightningSimulator
 
@@ -29,7 +29,7 @@ def routes(sim) -> Counter:
         path = record.path.split("?")[0]
         parts = path.split("/")
         if len(parts) > 5 and parts[4] == "jobs" and parts[5] not in ("find",):
-            path = "/".join(parts[:5] + ["{id}"] + parts[6:])
+            path = "/".join([*parts[:5], "{id}", *parts[6:]])
         counted[f"{record.method} {path.replace(sim.project_id, '{pid}')}"] += 1
     return counted
 

@@ -11,10 +11,10 @@ import asyncio
 import sys
 import time
 
-import _common  # noqa: F401
+import _common
+from airflow.sdk.exceptions import TaskDeferred
 from task_context import context
 
-from airflow.sdk.exceptions import TaskDeferred
 from airflow_provider_lightning.operators.jobs import LightningJobOperator
 from airflow_provider_lightning.simulator import LightningSimulator
 

@@ -7,8 +7,8 @@ only the ``lightning_default`` connection differs.
 from __future__ import annotations
 
 import pendulum
-
 from airflow.sdk import DAG, task
+
 from airflow_provider_lightning.operators.jobs import LightningJobOperator
 from airflow_provider_lightning.sensors.lightning import LightningJobSensor
 

@@ -234,7 +234,7 @@ class Transport:
         body = call.json
         if body is None and call.method in ("POST", "PUT", "DELETE", "PATCH"):
             body = {}
-        params = None
+        params: list[tuple[str, str | int | float | bool | None]] | None = None
         if call.params:
             params = [
                 (key, _query_value(item))

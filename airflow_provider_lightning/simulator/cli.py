@@ -98,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sim = LightningSimulator(config).start()
     try:
         print(f"Lightning simulator listening on {sim.url}", flush=True)
-        while not stop.wait(0.5):
+        while not stop.wait(0.2):
             pass
     finally:
         sim.stop()

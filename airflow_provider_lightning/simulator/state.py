@@ -16,10 +16,9 @@ import base64
 import random
 import shutil
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -254,7 +253,6 @@ class Studio:
     user_id: str
     created_ns: int
     cluster_id: str = DEFAULT_CLUSTER_ID
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_state(self) -> dict[str, Any]:
         """JSON form for the state file."""
@@ -548,7 +546,7 @@ class Store:
             return values[0] if values else ""
 
         states = {s for s in query.get("state", []) + query.get("states", []) if s}
-        standalone = as_bool(first("standalone"))
+        as_bool(first("standalone"))  # validated only: every simulated job is standalone
         mmt_id = first("multiMachineJobId")
         cloudspace_id = first("cloudspaceId")
         user_id = first("userId")
@@ -585,7 +583,6 @@ class Store:
                     more = True
                     break
                 matched.append(job)
-            del standalone  # every simulated job is standalone
             next_token = _page_token(matched[-1].seq) if more and matched else ""
             return {
                 "jobs": [self.render(j) for j in matched],
@@ -1024,12 +1021,3 @@ class Store:
         """Kill every running command (their jobs end as failed)."""
         self.runner.kill_all()
 
-
-def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:
-    """Poll ``predicate`` until it is true or ``timeout`` passes (test helper)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()

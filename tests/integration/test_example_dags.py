@@ -47,10 +47,9 @@ def test_example_job_dag_runs_end_to_end(airflow_db, sim, monkeypatch, deferrabl
 
 
 def count_our_triggers() -> int:
-    from sqlalchemy import func, select
-
     from airflow.models.trigger import Trigger
     from airflow.utils.session import create_session
+    from sqlalchemy import func, select
 
     with create_session() as session:
         query = select(func.count()).select_from(Trigger).where(Trigger.classpath.like("%LightningPhaseTrigger"))
@@ -58,10 +57,9 @@ def count_our_triggers() -> int:
 
 
 def xcom_value(dagrun, task_id: str, key: str):
-    from sqlalchemy import select
-
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
+    from sqlalchemy import select
 
     with create_session() as session:
         row = session.scalars(select(XComModel).where(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 from task_context import context
 
-from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 from airflow_provider_lightning.hooks.lightning import LightningHook
 from airflow_provider_lightning.operators.jobs import LightningJobOperator
 from airflow_provider_lightning.sensors.lightning import LightningJobSensor
