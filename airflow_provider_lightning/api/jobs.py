@@ -10,7 +10,7 @@ from typing import Any
 from airflow_provider_lightning.api import wire
 from airflow_provider_lightning.api.errors import LightningApiError
 from airflow_provider_lightning.api.machines import resolve_machine
-from airflow_provider_lightning.api.resources import JOB, ResourceState, read_job
+from airflow_provider_lightning.api.resources import JOB, MMT, ResourceKind, ResourceState, read_job
 from airflow_provider_lightning.api.transport import AMBIGUOUS_ERRORS, ApiCall, Flow, paginate
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -81,6 +81,7 @@ class JobRequest:
     :param tags: tag names.
     :param image_secret_ref: teamspace secret holding registry credentials (image jobs).
     :param allow_custom_machine: pass an unknown machine string through as a raw instance type.
+    :param num_machines: machines to run on; 2 or more makes a multi-machine (MMT) job.
     """
 
     name: str
@@ -97,10 +98,18 @@ class JobRequest:
     tags: Sequence[str] = ()
     image_secret_ref: str = ""
     allow_custom_machine: bool = False
+    num_machines: int = 1
+
+    @property
+    def kind(self) -> ResourceKind:
+        """JOB for one machine, MMT for several."""
+        return MMT if self.num_machines > 1 else JOB
 
     def validated(self) -> JobRequest:
         """Return a copy with the machine resolved; ValueError names the first bad argument."""
         validate_name(self.name, "job name")
+        if isinstance(self.num_machines, bool) or not isinstance(self.num_machines, int) or self.num_machines < 1:
+            raise ValueError(f"num_machines must be an integer >= 1, got {self.num_machines!r}")
         if bool(self.image) == bool(self.studio):
             raise ValueError(
                 "give exactly one of image= (a container job) or studio= (a job from a Studio snapshot); "
@@ -155,6 +164,16 @@ class JobRequest:
         if self.max_run_attempts is not None:
             spec["maxRunAttempts"] = self.max_run_attempts
         body: dict[str, Any] = {"name": self.name, "spec": spec}
+        if self.num_machines > 1:  # MMT: run attempts at the top level, no volumes in the spec
+            spec.pop("volumes")
+            attempts = spec.pop("maxRunAttempts", None)
+            body.update(machines=self.num_machines, clusterId=spec["clusterId"])
+            if attempts is not None:
+                body["maxRunAttempts"] = attempts
+                if attempts > 1:
+                    body["faultTolerance"] = {
+                        "strategy": "MULTI_MACHINE_JOB_FAULT_TOLERANCE_STRATEGY_RECREATE_ALL_NODES"
+                    }
         if self.tags:
             body["tags"] = list(self.tags)
         return body
@@ -169,9 +188,7 @@ def get_job(project_id: str, job_id: str) -> ApiCall[ResourceState]:
 
 def find_job(project_id: str, name: str) -> ApiCall[ResourceState | None]:
     """Find a job by exact name; None when there is none."""
-    return ApiCall(
-        "GET", JOB.path(project_id, "find"), params={"name": name}, parse=read_job, none_if_missing=True
-    )
+    return JOB.find(project_id, name)
 
 
 def stop_job(project_id: str, job_id: str) -> ApiCall[ResourceState]:
@@ -208,6 +225,12 @@ def list_jobs(
     return [read_job(item) for item in raw if isinstance(item, dict) and wire.text(item, "id")]
 
 
+def rank_of(job: ResourceState) -> int:
+    """The machine rank of an MMT sub-job (``spec.rank``), 0 when absent."""
+    rank = wire.number(wire.field(job.raw, "spec", {}), "rank")
+    return int(rank) if rank is not None else 0
+
+
 def download_logs_url(project_id: str, job_id: str, cloudspace_id: str = "") -> ApiCall[str]:
     """The signed URL of a finished job's full log (fetch it without the Authorization header)."""
     return ApiCall(
@@ -219,16 +242,16 @@ def download_logs_url(project_id: str, job_id: str, cloudspace_id: str = "") -> 
 
 
 def create_job(project_id: str, body: dict[str, Any], *, max_attempts: int = 3) -> Flow[ResourceState]:
-    """Flow: create a job without ever creating it twice.
+    """Flow: create a job (one machine, or several when ``body`` has ``machines``) never twice.
 
     The POST itself is retried only when the server certainly did not see it. After an ambiguous
     failure (timeout, dropped connection, 5xx) the job is looked up by name before posting again,
     because the server never answers 409 on a name clash: it would create a second, suffixed job.
     """
-    name = body["name"]
+    kind = MMT if "machines" in body else JOB
     for attempt in range(1, max_attempts + 1):
         try:
-            created = yield ApiCall("POST", JOB.path(project_id), json=body, parse=read_job, idempotent=False)
+            created = yield ApiCall("POST", kind.path(project_id), json=body, parse=kind.read, idempotent=False)
             return created  # type: ignore[no-any-return]
         except LightningApiError as error:
             if not error.retryable or attempt == max_attempts:
@@ -236,7 +259,7 @@ def create_job(project_id: str, body: dict[str, Any], *, max_attempts: int = 3) 
         except AMBIGUOUS_ERRORS:
             if attempt == max_attempts:
                 raise
-        existing = yield find_job(project_id, name)
+        existing = yield kind.find(project_id, body["name"])
         if existing is not None:
             return existing  # type: ignore[no-any-return]
     raise AssertionError("unreachable")  # pragma: no cover

@@ -47,26 +47,42 @@ def read_entries(payload: Any) -> list[LogLine]:
 
 @dataclass(frozen=True)
 class LogCursor:
-    """Where log reading stopped: the last timestamp and line number seen (JSON-safe for trigger kwargs)."""
+    """Where log reading stopped: the last timestamp, and the last line number per resource.
+
+    Line numbers count per resource (each rank of a multi-machine job has its own), so lines are
+    de-duplicated per resource id. JSON-safe, so a trigger carries it across triggerer restarts.
+    """
 
     since: str = ""
-    line: int = 0
+    lines: tuple[tuple[str, int], ...] = ()
+
+    def last(self, resource_id: str) -> int:
+        return dict(self.lines).get(resource_id, 0)
 
     def to_json(self) -> dict[str, Any]:
-        return {"since": self.since, "line": self.line}
+        return {"since": self.since, "lines": dict(self.lines)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> LogCursor:
         data = data or {}
-        return cls(since=str(data.get("since") or ""), line=int(data.get("line") or 0))
+        raw = data.get("lines")
+        lines: dict[str, Any] = dict(raw) if isinstance(raw, dict) else {}
+        if data.get("line"):
+            lines = {"": int(data["line"]), **lines}
+        return cls(since=str(data.get("since") or ""), lines=tuple(sorted((str(k), int(v)) for k, v in lines.items())))
 
     def advance(self, lines: Iterable[LogLine]) -> tuple[list[LogLine], LogCursor]:
-        """Keep only lines after this cursor (by line number) and return them with the new cursor."""
-        fresh = [ln for ln in lines if ln.line > self.line]
+        """Keep only lines after this cursor (per resource) and return them with the new cursor."""
+        last = dict(self.lines)
+        fresh = []
+        for line in lines:
+            if line.line > last.get(line.resource_id, 0):
+                fresh.append(line)
+                last[line.resource_id] = line.line
         if not fresh:
             return [], self
-        last = max(fresh, key=lambda ln: ln.line)
-        return fresh, LogCursor(since=last.timestamp or self.since, line=last.line)
+        since = max((ln.timestamp for ln in fresh if ln.timestamp), default=self.since)
+        return fresh, LogCursor(since=max(since, self.since), lines=tuple(sorted(last.items())))
 
 
 def page_logs(

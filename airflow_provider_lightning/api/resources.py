@@ -76,6 +76,7 @@ _JOB_STATES: dict[str, Phase] = {
     "fail": Phase.STOPPING,
     "stopped": Phase.STOPPED,
     "deleted": Phase.STOPPED,
+    "unspecified": Phase.PENDING,
     "cancelled": Phase.STOPPED,
     "completed": Phase.COMPLETED,
     "succeeded": Phase.COMPLETED,
@@ -89,7 +90,7 @@ def job_phase(raw_state: str) -> Phase:
     Unknown values map to PENDING, as the SDK does: never terminal, so nothing is abandoned.
     """
     key = raw_state.strip().lower()
-    for prefix in ("job_state_", "state_"):
+    for prefix in ("multimachinejob_state_", "multi_machine_job_state_", "job_state_", "state_"):
         if key.startswith(prefix):
             key = key[len(prefix):]
     return _JOB_STATES.get(key, Phase.PENDING)
@@ -105,26 +106,32 @@ def _raw_state(data: dict[str, Any]) -> str:
     return ""
 
 
-def read_job(data: Any) -> ResourceState:
+def read_job(data: Any, kind: str = "job") -> ResourceState:
     """Read a ``V1Job`` (camelCase, or the seed documents' snake_case with ``status.phase``)."""
     if not isinstance(data, dict) or not wire.text(data, "id"):
-        raise ValueError("a job has no id")
+        raise ValueError(f"a {kind} has no id")
     raw_state = _raw_state(data)
     spec = wire.field(data, "spec", {})
+    status = wire.field(data, "status", {})
     return ResourceState(
-        kind="job",
+        kind=kind,
         id=wire.text(data, "id"),
         name=wire.text(data, "name"),
         phase=job_phase(raw_state),
         raw_state=raw_state,
-        message=wire.text(data, "server_error") or wire.text(data, "message"),
+        message=wire.text(data, "server_error") or wire.text(data, "message") or wire.text(status, "message"),
         created_at=wire.timestamp(data, "created_at"),
-        started_at=wire.timestamp(data, "started_at"),
-        stopped_at=wire.timestamp(data, "stopped_at"),
+        started_at=wire.timestamp(data, "started_at") or wire.timestamp(status, "started_at"),
+        stopped_at=wire.timestamp(data, "stopped_at") or wire.timestamp(status, "stopped_at"),
         total_cost=wire.number(data, "total_cost"),
-        cloudspace_id=wire.text(spec, "cloudspace_id"),
+        cloudspace_id=wire.text(spec, "cloudspace_id") or wire.text(data, "cloudspace_id"),
         raw=data,
     )
+
+
+def read_mmt(data: Any) -> ResourceState:
+    """Read a ``V1MultiMachineJob`` (state ``MultiMachineJob_STATE_*``, times under ``status``)."""
+    return read_job(data, kind="mmt")
 
 
 @dataclass(frozen=True)
@@ -137,6 +144,10 @@ class ResourceKind:
     :param read: parses the resource JSON into a :class:`ResourceState`.
     :param stop_body: body of the ``PUT`` that asks the resource to stop.
     :param log_selector: query parameter of ``/page-logs`` that selects this resource's logs.
+    :param find_path: path under the collection that finds a resource by name (``{name}`` is filled in).
+    :param find_query: query parameter carrying the name, when the name is not in the path.
+    :param app_id: ``app_id`` of the resource's page in the web UI.
+    :param has_machines: the resource runs several machines whose sub-jobs carry a ``rank``.
     """
 
     name: str
@@ -145,6 +156,10 @@ class ResourceKind:
     read: Callable[[Any], ResourceState]
     stop_body: dict[str, Any]
     log_selector: str
+    find_path: str = ""
+    find_query: str = ""
+    app_id: str = ""
+    has_machines: bool = False
 
     def path(self, project_id: str, resource_id: str = "") -> str:
         base = f"/v1/projects/{wire.seg(project_id)}/{self.collection}"
@@ -153,6 +168,12 @@ class ResourceKind:
     def get(self, project_id: str, resource_id: str) -> ApiCall[ResourceState]:
         """Read one resource by id."""
         return ApiCall("GET", self.path(project_id, resource_id), parse=self.read)
+
+    def find(self, project_id: str, name: str) -> ApiCall[ResourceState | None]:
+        """Find one resource by exact name; None when there is none."""
+        path = self.path(project_id) + "/" + self.find_path.format(name=wire.seg(name))
+        params = {self.find_query: name} if self.find_query else None
+        return ApiCall("GET", path, params=params, parse=self.read, none_if_missing=True)
 
     def stop(self, project_id: str, resource_id: str) -> ApiCall[ResourceState]:
         """Ask the resource to stop (idempotent: stopping a stopped resource changes nothing)."""
@@ -166,9 +187,24 @@ JOB = ResourceKind(
     read=read_job,
     stop_body={"state": "stop"},
     log_selector="jobIds",
+    find_path="find",
+    find_query="name",
+    app_id="jobs",
 )
 
-KINDS: dict[str, ResourceKind] = {kind.name: kind for kind in (JOB,)}
+MMT = ResourceKind(
+    name="mmt",
+    label="Lightning multi-machine job",
+    collection="multi-machine-jobs",
+    read=read_mmt,
+    stop_body={"desiredState": "MultiMachineJob_STATE_STOP"},
+    log_selector="mmtId",
+    find_path="{name}/getbyname",
+    app_id="mmt",
+    has_machines=True,
+)
+
+KINDS: dict[str, ResourceKind] = {kind.name: kind for kind in (JOB, MMT)}
 
 
 def kind_named(name: str) -> ResourceKind:

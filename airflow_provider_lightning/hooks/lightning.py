@@ -10,7 +10,7 @@ from airflow.sdk import BaseHook
 from airflow_provider_lightning import CONN_TYPE, DEFAULT_CONN_ID, __version__
 from airflow_provider_lightning.api import jobs, logs, studios, teamspaces
 from airflow_provider_lightning.api.errors import LightningApiError, LightningConfigError
-from airflow_provider_lightning.api.resources import ResourceKind, ResourceState
+from airflow_provider_lightning.api.resources import JOB, KINDS, ResourceKind, ResourceState
 from airflow_provider_lightning.api.teamspaces import Teamspace
 from airflow_provider_lightning.api.transport import Operation, RetryPolicy, Transport
 from airflow_provider_lightning.hooks.settings import ConnectionSettings
@@ -211,7 +211,7 @@ class LightningHook(BaseHook):
     # -- jobs ----------------------------------------------------------------------------------
 
     def submit_job(self, request: jobs.JobRequest) -> ResourceState:
-        """Create a job (never twice for one request, even when the answer is lost)."""
+        """Create a job, multi-machine when ``num_machines >= 2`` (never twice, even when the answer is lost)."""
         request = request.validated()
         cloudspace_id = ""
         if request.studio:
@@ -227,8 +227,17 @@ class LightningHook(BaseHook):
     def get_job(self, job_id: str) -> ResourceState:
         return self.run(jobs.get_job(self.project_id, job_id))
 
-    def find_job(self, name: str) -> ResourceState | None:
-        return self.run(jobs.find_job(self.project_id, name))
+    def find_job(self, name: str, kind: ResourceKind = JOB) -> ResourceState | None:
+        """Find a job (or, with ``kind=MMT``, a multi-machine job) by exact name."""
+        return self.run(kind.find(self.project_id, name))
+
+    def get(self, kind: ResourceKind, resource_id: str) -> ResourceState:
+        """Read any resource kind by id."""
+        return self.run(kind.get(self.project_id, resource_id))
+
+    def machines(self, mmt_id: str) -> list[ResourceState]:
+        """The per-machine sub-jobs of a multi-machine job, ordered by rank."""
+        return sorted(self.run(jobs.list_jobs(self.project_id, multi_machine_job_id=mmt_id)), key=jobs.rank_of)
 
     def list_jobs(self, **filters: Any) -> list[ResourceState]:
         """List jobs; filters: ``state``, ``standalone``, ``cloudspace_id``, ``limit`` ..."""
@@ -265,5 +274,6 @@ class LightningHook(BaseHook):
         return "\n".join(re.sub(r"^\[.*?\] ", "", ln) for ln in response.text.splitlines())
 
     def job_url(self, job: ResourceState, studio_name: str = "") -> str:
-        """The job's page in the Lightning web UI."""
-        return teamspaces.job_url(self.settings.base_url, self.teamspace, job.name, studio_name)
+        """The job's (or multi-machine job's) page in the Lightning web UI."""
+        app_id = KINDS[job.kind].app_id or "jobs"
+        return teamspaces.job_url(self.settings.base_url, self.teamspace, job.name, studio_name, app_id)

@@ -150,20 +150,55 @@ class PhaseWait:
         self.kind = kind_named(trigger.kind)
         self.targets = {Phase(p) for p in trigger.target_phases}
         self.cursor = logs.LogCursor.from_json(trigger.log_cursor)
-        self.tail: deque[str] = deque(maxlen=max(trigger.log_tail_lines, 1))
+        self.tail: deque[tuple[str, str]] = deque(maxlen=max(trigger.log_tail_lines, 1) * 8)
+        self.ranks: dict[str, int] = {}  # sub-job id -> machine rank (multi-machine kinds)
         self.log = trigger.log
         self.label = f"{self.kind.label} {trigger.resource_name or trigger.resource_id}"
 
-    def _event(self, status: str, state: ResourceState | None, message: str) -> dict[str, Any]:
+    def _event(
+        self, status: str, state: ResourceState | None, message: str, tail: list[str] | None = None
+    ) -> dict[str, Any]:
+        if tail is None:
+            tail = [text for _, text in self.tail][-self.t.log_tail_lines:] if status != SUCCESS else []
         return {
             "status": status,
             "kind": self.t.kind,
             "resource_id": self.t.resource_id,
             "resource": state.to_json() if state else None,
             "message": message,
-            "log_tail": list(self.tail) if status != SUCCESS else [],
+            "log_tail": tail,
             "log_cursor": self.cursor.to_json(),
         }
+
+    async def _machines(self) -> list[ResourceState]:
+        from airflow_provider_lightning.api import jobs
+
+        subjobs = await self.hook.arun(jobs.list_jobs(self.t.project_id, multi_machine_job_id=self.t.resource_id))
+        self.ranks = {job.id: jobs.rank_of(job) for job in subjobs}
+        return sorted(subjobs, key=jobs.rank_of)
+
+    def _prefix(self, state: ResourceState, resource_id: str) -> str:
+        name = state.name or self.t.resource_id
+        return f"{name} rank {self.ranks[resource_id]}" if resource_id in self.ranks else name
+
+    async def _failure(self, state: ResourceState) -> dict[str, Any]:
+        """A failure event; for multi-machine kinds it names the failed rank(s) and shows their log tail."""
+        reason = state.message or f"ended as {state.raw_state or state.phase.value}"
+        message = f"{self.label} ended in phase {state.phase.value}: {reason}"
+        if not self.kind.has_machines:
+            return self._event(FAILED, state, message)
+        try:
+            machines = await self._machines()
+        except (LightningApiError, httpx.HTTPError) as error:
+            self.log.warning("Could not list the machines of %s: %s", self.label, error)
+            return self._event(FAILED, state, message)
+        failed = [m for m in machines if m.phase is Phase.FAILED] or [m for m in machines if not m.phase.is_success]
+        ranks = {m.id: self.ranks[m.id] for m in failed}
+        details = "; ".join(
+            f"rank {ranks[m.id]} ({m.name}) {m.phase.value}: {m.message or m.raw_state}" for m in failed
+        )
+        tail = [f"[rank {ranks[rid]}] {text}" for rid, text in self.tail if rid in ranks][-self.t.log_tail_lines:]
+        return self._event(FAILED, state, f"{message}. Failed machines: {details or 'unknown'}", tail)
 
     async def _read_logs(self, state: ResourceState) -> None:
         try:
@@ -173,11 +208,16 @@ class PhaseWait:
         except (LightningApiError, httpx.HTTPError) as error:
             self.log.warning("Could not read the logs of %s: %s", self.label, error)
             return
+        if self.kind.has_machines and any(ln.resource_id not in self.ranks for ln in lines):
+            try:
+                await self._machines()
+            except (LightningApiError, httpx.HTTPError) as error:
+                self.log.warning("Could not list the machines of %s: %s", self.label, error)
         for line in lines:
             text = line.render()
-            self.tail.append(text)
+            self.tail.append((line.resource_id, text))
             if self.t.stream_logs:
-                self.log.info("[%s] %s", state.name or self.t.resource_id, text)
+                self.log.info("[%s] %s", self._prefix(state, line.resource_id), text)
 
     async def wait(self) -> dict[str, Any]:
         errors = 0
@@ -216,5 +256,4 @@ class PhaseWait:
             if state.phase in self.targets:
                 return self._event(SUCCESS, state, f"{self.label} is {state.phase.value}")
             if state.phase.is_terminal:
-                reason = state.message or f"ended as {state.raw_state or state.phase.value}"
-                return self._event(FAILED, state, f"{self.label} ended in phase {state.phase.value}: {reason}")
+                return await self._failure(state)

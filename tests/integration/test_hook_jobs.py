@@ -30,7 +30,7 @@ def test_job_lifecycle_through_the_hook(sim):
     done = wait_phase(hook, job.id, {Phase.COMPLETED})
     assert done.started_at and done.stopped_at
     lines, cursor = hook.job_logs(job.id)
-    assert [ln.message for ln in lines] == ["line 1", "line 2", "line 3"] and cursor.line == 3
+    assert [ln.message for ln in lines] == ["line 1", "line 2", "line 3"] and cursor.last(job.id) == 3
     assert hook.job_logs(job.id, cursor)[0] == []
     assert hook.download_job_logs(job.id).splitlines() == ["line 1", "line 2", "line 3"]
     assert hook.job_url(done) == f"{sim.url}/sim-org/sim-teamspace/jobs/{done.name}?app_id=jobs"

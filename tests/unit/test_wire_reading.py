@@ -63,14 +63,24 @@ def test_state_round_trips_through_json():
 
 def test_log_entries_in_both_forms_and_cursor_skips_seen_lines():
     camel = {"entries": [{"line": "1", "message": "a", "timestamp": "2026-01-01T00:00:01Z", "resourceId": "j"},
-                         {"line": "2", "message": "b", "timestamp": "2026-01-01T00:00:02Z"}]}
+                         {"line": "2", "message": "b", "timestamp": "2026-01-01T00:00:02Z", "resourceId": "j"}]}
     legacy = [{"line": 3, "message": "c", "timestamp": {"seconds": 1767225603, "nanos": 0}, "resource_id": "j"}]
     lines = read_entries(camel) + read_entries(legacy)
-    fresh, cursor = LogCursor(line=1).advance(lines)
-    assert [ln.message for ln in fresh] == ["b", "c"] and cursor.line == 3
+    fresh, cursor = LogCursor(lines=(("j", 1),)).advance(lines)
+    assert [ln.message for ln in fresh] == ["b", "c"] and cursor.last("j") == 3
     assert cursor.advance(lines)[0] == []
 
 
 def test_very_long_and_non_utf8_lines_render_safely():
     line = read_entries({"entries": [{"line": "1", "message": "x" * 100_000 + "\ufffd"}]})[0]
     assert len(line.render()) < 5000 and line.render().endswith("[... line cut]")
+
+
+def test_cursor_counts_lines_per_resource_so_ranks_do_not_hide_each_other():
+    merged = read_entries({"entries": [
+        {"line": "1", "message": "rank0 a", "resourceId": "r0", "timestamp": "2026-01-01T00:00:01Z"},
+        {"line": "1", "message": "rank1 a", "resourceId": "r1", "timestamp": "2026-01-01T00:00:01Z"},
+        {"line": "2", "message": "rank0 b", "resourceId": "r0", "timestamp": "2026-01-01T00:00:02Z"}]})
+    fresh, cursor = LogCursor().advance(merged)
+    assert len(fresh) == 3 and (cursor.last("r0"), cursor.last("r1")) == (2, 1)
+    assert LogCursor.from_json(cursor.to_json()) == cursor
