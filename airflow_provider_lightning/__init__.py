@@ -38,7 +38,10 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": "Lightning AI",
-                "python-modules": ["airflow_provider_lightning.operators.jobs"],
+                "python-modules": [
+                    "airflow_provider_lightning.operators.jobs",
+                    "airflow_provider_lightning.operators.mmt",
+                ],
             }
         ],
         "sensors": [
@@ -53,7 +56,10 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_lightning.triggers.lightning"],
             }
         ],
-        "extra-links": ["airflow_provider_lightning.links.LightningJobLink"],
+        "extra-links": [
+            "airflow_provider_lightning.links.LightningJobLink",
+            "airflow_provider_lightning.links.LightningMultiMachineJobLink",
+        ],
         "connection-types": [
             {
                 "connection-type": CONN_TYPE,

@@ -23,3 +23,9 @@ class LightningJobLink(BaseOperatorLink):
         except Exception:  # a link must never fail the task
             return ""
         return url if isinstance(url, str) else ""
+
+
+class LightningMultiMachineJobLink(LightningJobLink):
+    """"Lightning MMT": the multi-machine job's page in the Lightning web UI (``?app_id=mmt``)."""
+
+    name = "Lightning MMT"

@@ -50,6 +50,8 @@ class LightningJobOperator(LightningBaseOperator):
     :param stream_logs: copy new job log lines into the task log while waiting.
     :param log_tail_lines: how many last log lines a failure message shows.
     :param reattach: on a retry, re-attach to the job an earlier try submitted.
+    :param num_machines: machines to run on; 2 or more runs a multi-machine (MMT) job
+        (see ``LightningMultiMachineJobOperator``).
     """
 
     template_fields: Sequence[str] = (
@@ -85,9 +87,11 @@ class LightningJobOperator(LightningBaseOperator):
         stream_logs: bool = True,
         log_tail_lines: int = 20,
         reattach: bool = True,
+        num_machines: int = 1,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.num_machines = num_machines
         self.command = command
         self.image = image or ""
         self.studio = studio or ""
@@ -112,6 +116,7 @@ class LightningJobOperator(LightningBaseOperator):
         self.log_tail_lines = log_tail_lines
         self.reattach = reattach
         self._job_id: str | None = None
+        self._kind = "mmt" if isinstance(num_machines, int) and num_machines > 1 else "job"
         self._hook: Any = None
         self._request(check_templates=False)  # fail at parse time on what is already known
 
@@ -148,6 +153,7 @@ class LightningJobOperator(LightningBaseOperator):
             tags=self.tags,
             image_secret_ref=self.image_secret_ref,
             allow_custom_machine=self.allow_custom_machine,
+            num_machines=self.num_machines,
         ).validated()
 
     # -- execution -----------------------------------------------------------------------------
@@ -166,7 +172,7 @@ class LightningJobOperator(LightningBaseOperator):
         try_number = int(getattr(context["ti"], "try_number", 1) or 1)
         if self.reattach:
             for earlier in range(try_number - 1, 0, -1):
-                found = hook.find_job(try_name(request.name, earlier))
+                found = hook.find_job(try_name(request.name, earlier), kind=request.kind)
                 if found is None:
                     continue
                 if found.phase.is_active or found.phase is Phase.COMPLETED:
@@ -180,28 +186,30 @@ class LightningJobOperator(LightningBaseOperator):
         from dataclasses import replace
 
         job = hook.submit_job(replace(request, name=try_name(request.name, try_number)))
-        self.log.info("Submitted Lightning job %s (id %s) on %s", job.name, job.id, request.machine)
+        self.log.info(
+            "Submitted %s %s (id %s) on %d x %s", request.kind.label, job.name, job.id, request.num_machines,
+            request.machine,
+        )
         return job
 
     def execute(self, context: Any) -> Any:
-        from airflow_provider_lightning.api.resources import JOB
         from airflow_provider_lightning.triggers.lightning import LightningPhaseTrigger
 
         base = self.name or f"{context['ti'].dag_id}-{context['ti'].task_id}"
         request = self._request(name=run_name(base, context))
         job = self._attach_or_submit(context, request)
-        self._job_id = job.id
+        self._job_id, self._kind = job.id, request.kind.name
         url = self._get_hook().job_url(job, studio_name=request.studio)
         ti = context["ti"]
         ti.xcom_push(key="job_id", value=job.id)
         ti.xcom_push(key="job_name", value=job.name)
         ti.xcom_push(key=JOB_URL_KEY, value=url)
-        self.log.info("Lightning job page: %s", url)
+        self.log.info("%s page: %s", request.kind.label, url)
 
         if not self.wait_for_completion:
             return self._result(job, url)
         trigger = LightningPhaseTrigger(
-            kind=JOB.name,
+            kind=request.kind.name,
             resource_id=job.id,
             project_id=self._get_hook().project_id,
             lightning_conn_id=self.lightning_conn_id,
@@ -223,25 +231,27 @@ class LightningJobOperator(LightningBaseOperator):
         """Resume after the wait: return the job summary, or stop/raise with the job's reason."""
         from airflow.sdk.exceptions import AirflowException
 
-        from airflow_provider_lightning.api.resources import JOB, ResourceState
+        from airflow_provider_lightning.api.resources import ResourceState, kind_named
         from airflow_provider_lightning.triggers.lightning import FAILED, SUCCESS, TIMEOUT
 
         if not isinstance(event, dict) or event.get("status") not in (SUCCESS, FAILED, TIMEOUT, "error"):
             raise AirflowException(f"Unexpected event from the Lightning trigger: {event!r}")
         self._job_id = event.get("resource_id") or self._job_id
+        self._kind = event.get("kind") or self._kind
+        kind = kind_named(self._kind)
         state = ResourceState.from_json(event["resource"]) if event.get("resource") else None
         url = url or (context["ti"].xcom_pull(key=JOB_URL_KEY, task_ids=self.task_id) if context else "") or ""
         status, message = event["status"], event.get("message", "")
         if status == SUCCESS and state is not None:
             result = self._result(state, url)
             self.log.info(
-                "Lightning job %s completed in %s s (cost %s)", state.name, result["duration_seconds"],
+                "%s %s completed in %s s (cost %s)", kind.label, state.name, result["duration_seconds"],
                 result["total_cost"],
             )
             return result
         if status == TIMEOUT and self._job_id:
             try:
-                self._get_hook().stop(JOB, self._job_id)
+                self._get_hook().stop(kind, self._job_id)
                 message += "; the job was stopped"
             except Exception as error:  # never mask the timeout itself
                 message += f"; stopping the job failed: {error}"
@@ -255,11 +265,11 @@ class LightningJobOperator(LightningBaseOperator):
         """Stop the job this task started (non-deferrable mode; the trigger handles deferred tasks)."""
         if not self._job_id:
             return
-        from airflow_provider_lightning.api.resources import JOB
+        from airflow_provider_lightning.api.resources import kind_named
 
         try:
-            self._get_hook().stop(JOB, self._job_id)
-            self.log.warning("Task killed: stopped Lightning job %s", self._job_id)
+            self._get_hook().stop(kind_named(self._kind), self._job_id)
+            self.log.warning("Task killed: stopped %s %s", kind_named(self._kind).label, self._job_id)
         except Exception as error:
             self.log.error("Could not stop Lightning job %s: %s", self._job_id, error)
 
@@ -284,8 +294,9 @@ def _terminal_event(state: Any) -> dict[str, Any]:
 
     return {
         "status": SUCCESS if state.phase.is_success else FAILED,
+        "kind": state.kind,
         "resource_id": state.id,
         "resource": state.to_json(),
-        "message": f"Lightning job {state.name} ended in phase {state.phase.value}: {state.message}",
+        "message": f"{state.kind} {state.name} ended in phase {state.phase.value}: {state.message}",
         "log_tail": [],
     }

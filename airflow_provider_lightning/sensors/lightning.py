@@ -9,7 +9,7 @@ from airflow.sdk import BaseSensorOperator
 
 from airflow_provider_lightning import DEFAULT_CONN_ID
 from airflow_provider_lightning.api.phases import Phase
-from airflow_provider_lightning.links import JOB_URL_KEY, LightningJobLink
+from airflow_provider_lightning.links import JOB_URL_KEY, LightningJobLink, LightningMultiMachineJobLink
 from airflow_provider_lightning.operators.base import default_deferrable
 
 
@@ -31,6 +31,7 @@ class LightningJobSensor(BaseSensorOperator):
 
     template_fields: Sequence[str] = ("job_name", "job_id", "teamspace")
     operator_extra_links = (LightningJobLink(),)
+    kind_name = "job"
 
     def __init__(
         self,
@@ -68,11 +69,13 @@ class LightningJobSensor(BaseSensorOperator):
 
     def _state(self, context: Any) -> Any:
         from airflow_provider_lightning.api.errors import LightningConfigError
+        from airflow_provider_lightning.api.resources import kind_named
 
         hook = self._get_hook()
+        kind = kind_named(self.kind_name)
         if self.job_id:
-            return hook.get_job(self.job_id)
-        state = hook.find_job(self.job_name)
+            return hook.get(kind, self.job_id)
+        state = hook.find_job(self.job_name, kind=kind)
         if state is None:
             raise LightningConfigError(f"no Lightning job named {self.job_name!r} in teamspace {hook.teamspace.slug}")
         self.job_id = state.id
@@ -107,7 +110,7 @@ class LightningJobSensor(BaseSensorOperator):
 
         self.defer(
             trigger=LightningPhaseTrigger(
-                kind="job",
+                kind=self.kind_name,
                 resource_id=state.id,
                 project_id=self._get_hook().project_id,
                 lightning_conn_id=self.lightning_conn_id,
@@ -133,3 +136,13 @@ class LightningJobSensor(BaseSensorOperator):
         if status == "failed":
             raise AirflowFailException(message)
         raise AirflowException(message)
+
+
+class LightningMultiMachineJobSensor(LightningJobSensor):
+    """Wait for an existing Lightning multi-machine job (by name or id) to reach a target phase.
+
+    Same parameters as :class:`LightningJobSensor`; ``job_name``/``job_id`` name the multi-machine job.
+    """
+
+    operator_extra_links = (LightningMultiMachineJobLink(),)
+    kind_name = "mmt"

@@ -6,6 +6,8 @@ Job lifecycle (reference section 14)::
                                                      \\-exit!=0 / time limit--> failed
     PUT {"state": "stop"} -> stop --(stop_seconds)--> stopping (process group killed) -> stopped
 
+Multi-machine jobs (see :mod:`.mmt`) own one such job per machine and derive their state from them.
+
 All state lives behind one re-entrant lock; transitions are driven by the shared
 :class:`~.scheduler.Scheduler` thread and by the command runner's exit callbacks.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 import base64
 import random
 import shutil
+import socket
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -26,10 +29,27 @@ from .catalog import DEFAULT_CLUSTER_ID, price_per_second
 from .config import SimulatorConfig
 from .identity import Identity
 from .logs import LogBuffer, LogLine, filter_lines
+from .mmt import (
+    EVENT_INFO,
+    EVENT_WARNING,
+    FAULT_TOLERANCE_STRATEGIES,
+    MAX_MACHINES,
+    MMT_COMPLETED,
+    MMT_FAILED,
+    MMT_PENDING,
+    MMT_RUNNING,
+    MMT_STOP,
+    MMT_STOPPED,
+    MMT_TERMINAL_STATES,
+    MMT_UNSPECIFIED,
+    MultiMachineJob,
+    normalize_mmt_state,
+)
 from .runner import CommandRunner, image_job_argv, job_environment, make_python_shim, studio_job_argv
 from .scheduler import Scheduler
 from .wire import (
     GRPC_ALREADY_EXISTS,
+    GRPC_FAILED_PRECONDITION,
     ApiError,
     as_bool,
     as_int,
@@ -190,6 +210,8 @@ class Job:
     stopped_ns: int | None = None
     exit_code: int | None = None
     timed: tuple[float, int] | None = None
+    mmt_id: str = ""  # set on the sub-jobs of a multi-machine job
+    stop_reason: str = ""  # message of a stop the user did not ask for (e.g. another rank failed)
 
     @property
     def env(self) -> dict[str, str]:
@@ -215,6 +237,8 @@ class Job:
             "stoppedNs": self.stopped_ns,
             "exitCode": self.exit_code,
             "timed": list(self.timed) if self.timed else None,
+            "mmtId": self.mmt_id,
+            "stopReason": self.stop_reason,
             "logs": self.logs.to_state(),
         }
 
@@ -240,6 +264,8 @@ class Job:
             stopped_ns=data.get("stoppedNs"),
             exit_code=data.get("exitCode"),
             timed=(float(timed[0]), int(timed[1])) if timed else None,
+            mmt_id=data.get("mmtId", ""),
+            stop_reason=data.get("stopReason", ""),
         )
 
 
