@@ -55,12 +55,12 @@ def main() -> int:
         proc = subprocess.run([airflow, "dags", "test", DAG_ID], env=env, capture_output=True, text=True)
         elapsed = time.monotonic() - started
         output = proc.stdout + proc.stderr
-        interesting = [
-            line for line in output.splitlines()
-            if any(k in line for k in ("Lightning", "Submitted", "deferr", "DEFERR", "epoch", "training done",
-                                       "rows=", "job page", "Marking", "state=", "ERROR"))
-        ]
-        print("\n".join(f"   {line[:220]}" for line in interesting[-60:]))
+        markers = ("Submitted", " page: ", "Pausing task as DEFERRED", "LightningPhaseTrigger", "completed in",
+                   " is completed", "DagRun Finished", "ERROR", "Traceback")
+        interesting = [line for line in output.splitlines() if any(k in line for k in markers)]
+        for line in interesting[-60:]:
+            text = line.split("] ", 1)[-1] if "[info" in line else line
+            print(f"   {text[:200]}")
         print(f"== jobs in the simulator (after {elapsed:.1f} s):")
         for job in sim.jobs():
             print(f"   {job['name']}: {job['state']} on {job['spec'].get('instanceName')} ({job['id']})")
