@@ -6,6 +6,10 @@ real Airflow are covered by the dag.test() tests.
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,3 +32,29 @@ class TaskInstanceStub:
 
 def context(**ti: Any) -> dict[str, Any]:
     return {"ti": TaskInstanceStub(**ti)}
+
+
+@contextmanager
+def executing_in_background(operator: Any, ctx: dict[str, Any], timeout: float = 20.0) -> Iterator[list[BaseException]]:
+    """Run ``operator.execute(ctx)`` in a thread (like a worker), yield once it has submitted its job.
+
+    The yielded list receives what ``execute`` raised; the thread is joined on exit.
+    """
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            operator.execute(ctx)
+        except BaseException as error:
+            errors.append(error)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    deadline = time.time() + timeout
+    while "job_id" not in ctx["ti"].xcoms and worker.is_alive() and time.time() < deadline:
+        time.sleep(0.05)
+    assert "job_id" in ctx["ti"].xcoms, f"no job was submitted: {errors}"
+    try:
+        yield errors
+    finally:
+        worker.join(timeout)

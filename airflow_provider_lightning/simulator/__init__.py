@@ -17,13 +17,24 @@ Admin endpoints (no auth, never faulted):
 
 * ``GET /__admin/health``, ``GET /__admin/info`` (url, userId, teamspace, projectId, orgId)
 * ``GET|POST|DELETE /__admin/faults`` with ``{errorRate, rateLimitRate, retryAfter, latency,
-  dropRate, onlyPaths}`` (POST replaces the whole setting; missing keys mean "off")
+  dropRate, dropResponseRate, onlyPaths}`` (POST replaces the whole setting; missing keys mean "off").
+  ``dropRate`` closes the connection before the request is processed; ``dropResponseRate`` processes
+  it (e.g. creates the job) and then closes the connection without answering.
 * ``GET|POST /__admin/studios`` (POST ``{"name": ...}``)
 * ``GET /__admin/requests``, ``POST /__admin/reset-requests`` (or ``DELETE /__admin/requests``)
-* ``GET /__admin/jobs``
+* ``GET /__admin/jobs``, ``GET /__admin/mmts``
 
 Timed jobs (``timed_jobs=True`` / ``--timed-jobs``): a job whose ``spec.env`` has
-``SIM_DURATION_SECONDS`` and ``SIM_EXIT_CODE`` runs no process and ends on a timer.
+``SIM_DURATION_SECONDS`` and ``SIM_EXIT_CODE`` runs no process and ends on a timer. In a
+multi-machine job, ``SIM_FAIL_RANK=<r>`` makes only rank ``r`` exit with ``SIM_EXIT_CODE``.
+
+Multi-machine jobs (``/v1/projects/{id}/multi-machine-jobs``): one real sub-job (``V1Job`` with
+``multiMachineJobId`` and ``spec.rank``, named ``<mmt-name>-<rank>``) per machine, each running the
+command with ``NODE_RANK``, ``WORLD_SIZE``, ``NUM_NODES``, ``MASTER_ADDR=127.0.0.1``,
+``MASTER_PORT`` (one free port per MMT), ``LIGHTNING_JOB_ID``, ``LIGHTNING_JOB_NAME`` and
+``LIGHTNING_MMT_ID``. The MMT's state is derived from its ranks (see :mod:`.mmt`); the first failing
+rank stops the others and fails the MMT; ``GET /page-logs?mmtId=`` merges every rank's lines.
+Python API: ``sim.mmts()``, ``sim.get_mmt(id)``, ``sim.mmt_jobs(id)``, ``sim.wait_for_mmt(id)``.
 """
 
 from __future__ import annotations

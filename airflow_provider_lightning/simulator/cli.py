@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     p = argparse.ArgumentParser(
         prog="lightning-simulator",
-        description="Local simulator of the Lightning AI REST API (jobs, logs, teamspaces, Studios).",
+        description="Local simulator of the Lightning AI REST API (jobs, multi-machine jobs, logs, teamspaces, "
+        "Studios).",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=0, help="TCP port; 0 picks a free one (default 0)")
@@ -56,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-after", type=_non_negative, default=1.0, help="Retry-After seconds on 429 (default 1)")
     p.add_argument("--latency", type=_non_negative, default=0.0, help="seconds added to every request")
     p.add_argument("--drop-rate", type=_fraction, default=0.0, help="fraction of connections closed unanswered")
+    p.add_argument(
+        "--drop-response-rate",
+        type=_fraction,
+        default=0.0,
+        help="fraction of requests processed (e.g. the job is created) whose answer is then never sent",
+    )
     p.add_argument("--state-file", type=Path, default=None, help="JSON file that keeps jobs across restarts")
     p.add_argument("--work-dir", type=Path, default=None, help="folder for job and Studio files (default: temp)")
     p.add_argument("--seed", type=int, default=None, help="seed for fault and id randomness")
@@ -83,6 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         retry_after=args.retry_after,
         latency=args.latency,
         drop_rate=args.drop_rate,
+        drop_response_rate=args.drop_response_rate,
         state_file=args.state_file,
         work_dir=args.work_dir,
         seed=args.seed,

@@ -26,6 +26,7 @@ class SimulatorConfig:
     retry_after: float = 1.0
     latency: float = 0.0
     drop_rate: float = 0.0
+    drop_response_rate: float = 0.0
     state_file: Path | None = None
     work_dir: Path | None = None
     seed: int | None = None

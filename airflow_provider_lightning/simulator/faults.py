@@ -1,4 +1,5 @@
-"""Fault injection: added latency, dropped connections, 429 and 503 answers."""
+"""Fault injection: added latency, dropped connections, 429 and 503 answers, and lost answers
+(the request is fully processed, then the connection is closed without a response)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,12 @@ from .wire import as_str, camel
 class FaultConfig:
     """What to inject, as fractions of eligible requests (0..1) and seconds.
 
+    * ``drop_rate``: the connection is closed *before* the request is processed (nothing happened).
+    * ``drop_response_rate``: the request is processed (a job may have been created), then the
+      connection is closed without an answer: what a client's no-duplicate-create logic must survive.
+    * ``rate_limit_rate`` / ``error_rate``: 429 (with ``Retry-After``) / 503, nothing processed.
+
+    At most one fault hits a request; they are drawn in the order drop, 429, 503, drop-response.
     ``only_paths``: when set, only requests whose path matches one of these regular
     expressions (``re.search``, so a plain prefix such as ``/v1/projects`` works) are faulted.
     """
@@ -25,10 +32,11 @@ class FaultConfig:
     retry_after: float = 1.0
     latency: float = 0.0
     drop_rate: float = 0.0
+    drop_response_rate: float = 0.0
     only_paths: list[str] | None = field(default=None)
 
     def __post_init__(self) -> None:
-        for name in ("error_rate", "rate_limit_rate", "drop_rate"):
+        for name in ("error_rate", "rate_limit_rate", "drop_rate", "drop_response_rate"):
             value = float(getattr(self, name))
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, got {value}")
@@ -67,7 +75,10 @@ def _snake(name: str) -> str:
 
 @dataclass(frozen=True)
 class FaultDecision:
-    """What to do with one request: sleep ``latency`` then ``action`` (``None``, drop, 429, 503)."""
+    """What to do with one request: sleep ``latency`` then ``action``.
+
+    ``action`` is ``None``, ``"drop"``, ``"429"``, ``"503"`` or ``"drop_response"``.
+    """
 
     latency: float = 0.0
     action: str | None = None
@@ -111,7 +122,7 @@ class FaultInjector:
         """Draw the fault (if any) for a request to ``path``."""
         with self._lock:
             cfg = self._config
-            if not (cfg.latency or cfg.drop_rate or cfg.rate_limit_rate or cfg.error_rate):
+            if not (cfg.latency or cfg.drop_rate or cfg.rate_limit_rate or cfg.error_rate or cfg.drop_response_rate):
                 return NO_FAULT
             if self._compiled is not None and not any(p.search(path) for p in self._compiled):
                 return NO_FAULT
@@ -122,4 +133,6 @@ class FaultInjector:
                 action = "429"
             elif cfg.error_rate and self._rng.random() < cfg.error_rate:
                 action = "503"
+            elif cfg.drop_response_rate and self._rng.random() < cfg.drop_response_rate:
+                action = "drop_response"
             return FaultDecision(latency=cfg.latency, action=action, retry_after=cfg.retry_after)

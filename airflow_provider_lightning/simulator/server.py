@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from . import catalog
 from .auth import Authenticator
-from .faults import FaultConfig, FaultInjector
+from .faults import NO_FAULT, FaultConfig, FaultInjector
 from .identity import Identity
 from .requestlog import RequestLog
 from .state import Store
@@ -157,6 +157,7 @@ class Api:
         a("POST", "/__admin/reset-requests", self.admin_reset_requests, auth=False)
         a("DELETE", "/__admin/requests", self.admin_reset_requests, auth=False)
         a("GET", "/__admin/jobs", lambda r: {"jobs": self.store.all_jobs()}, auth=False)
+        a("GET", "/__admin/mmts", lambda r: {"multiMachineJobs": self.store.all_mmts()}, auth=False)
         # signed log URLs (no Authorization header, like a cloud-storage link)
         a("GET", "/__sim/logs/{id}", self.signed_log_text, auth=False)
         a("GET", "/__sim/jobs/{id}/log-pages/{page}", self.signed_log_page, auth=False)
@@ -199,9 +200,14 @@ class Api:
         a("GET", "/v1/projects/{projectId}/page-logs", self.page_logs)
         a("GET", "/v1/projects/{projectId}/workload-tags", self.list_tags)
         a("PUT", "/v1/projects/{projectId}/workloads/{workloadType}/{workloadId}/tags", self.set_tags)
+        # multi-machine jobs
+        a("POST", "/v1/projects/{projectId}/multi-machine-jobs", self.create_mmt)
         a("GET", "/v1/projects/{projectId}/multi-machine-jobs", self.list_mmts)
         a("GET", "/v1/projects/{projectId}/multi-machine-jobs/{name}/getbyname", self.get_mmt_by_name)
+        a("GET", "/v1/projects/{projectId}/multi-machine-jobs/{id}/events", self.mmt_events)
         a("GET", "/v1/projects/{projectId}/multi-machine-jobs/{id}", self.get_mmt)
+        a("PUT", "/v1/projects/{projectId}/multi-machine-jobs/{id}", self.update_mmt)
+        a("DELETE", "/v1/projects/{projectId}/multi-machine-jobs/{id}", self.delete_mmt)
         a("GET", "/v1/projects/{projectOwnerName}/{projectName}/jobs/{jobName}", self.get_job_by_slugs)
 
     def resolve(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
@@ -429,8 +435,8 @@ class Api:
         return self.store.find_job(ident.project_id, req.params["jobName"])
 
     def download_logs(self, req: Request) -> dict[str, Any]:
-        self.store.get_job(req.params["projectId"], req.params["id"])
-        job_id = req.params["id"]
+        # A job id, or a multi-machine job id plus ``rank`` (what ``Job.download_logs`` sends for an MMT).
+        job_id = self.store.log_job_id(req.params["projectId"], req.params["id"], as_int(req.q("rank"), 0))
         return {"url": f"{req.base_url}/__sim/logs/{job_id}?sig={self.sign(job_id)}"}
 
     def legacy_page_logs(self, req: Request) -> dict[str, Any]:
@@ -456,17 +462,28 @@ class Api:
         p = req.params
         return self.store.set_workload_tags(p["projectId"], p["workloadType"], p["workloadId"], req.json_body())
 
+    # ------------------------------------------------------ multi-machine jobs
+
+    def create_mmt(self, req: Request) -> dict[str, Any]:
+        return self.store.create_mmt(req.params["projectId"], req.json_body())
+
     def list_mmts(self, req: Request) -> dict[str, Any]:
-        self.store.require_project(req.params["projectId"])
-        return {"multiMachineJobs": []}
+        return self.store.list_mmts(req.params["projectId"], req.query)
 
     def get_mmt_by_name(self, req: Request) -> dict[str, Any]:
-        self.store.require_project(req.params["projectId"])
-        raise not_found(f"multi-machine job with name {req.params['name']!r}")
+        return self.store.get_mmt_by_name(req.params["projectId"], req.params["name"])
 
     def get_mmt(self, req: Request) -> dict[str, Any]:
-        self.store.require_project(req.params["projectId"])
-        raise not_found(f"multi-machine job {req.params['id']!r}")
+        return self.store.get_mmt(req.params["projectId"], req.params["id"])
+
+    def update_mmt(self, req: Request) -> dict[str, Any]:
+        return self.store.update_mmt(req.params["projectId"], req.params["id"], req.json_body())
+
+    def delete_mmt(self, req: Request) -> dict[str, Any]:
+        return self.store.delete_mmt(req.params["projectId"], req.params["id"])
+
+    def mmt_events(self, req: Request) -> dict[str, Any]:
+        return self.store.mmt_events(req.params["projectId"], req.params["id"], req.query)
 
 
 # ------------------------------------------------------------------ HTTP
@@ -588,6 +605,7 @@ class _Handler(BaseHTTPRequestHandler):
         split = urlsplit(self.path)
         path = split.path or "/"
         admin = path.startswith("/__admin/")
+        decision = NO_FAULT
         if not admin:
             decision = api.faults.decide(path)
             if decision.latency:
@@ -610,7 +628,13 @@ class _Handler(BaseHTTPRequestHandler):
                     method, Response(503, error_body(GRPC_UNAVAILABLE, "unavailable: injected fault")), has_auth
                 )
                 return
-        self._finish(method, self._handle(api, method, path, split.query, raw_body), has_auth)
+        resp = self._handle(api, method, path, split.query, raw_body)
+        if not admin and decision.action == "drop_response":
+            # The work is done (a job may have been created), but the client never hears about it.
+            api.request_log.record(method, self.path, 0, has_auth)
+            self._drop()
+            return
+        self._finish(method, resp, has_auth)
 
     def _handle(self, api: Api, method: str, path: str, query: str, raw_body: bytes) -> Response:
         try:

@@ -17,6 +17,7 @@ from .auth import Authenticator
 from .config import SimulatorConfig
 from .faults import FaultConfig, FaultInjector
 from .identity import Identity
+from .mmt import MMT_TERMINAL_STATES
 from .persistence import AutoSaver, load_state_file
 from .requestlog import RequestLog
 from .scheduler import Scheduler
@@ -47,6 +48,7 @@ class LightningSimulator:
                 retry_after=self.config.retry_after,
                 latency=self.config.latency,
                 drop_rate=self.config.drop_rate,
+                drop_response_rate=self.config.drop_response_rate,
             ),
             seed=self.config.seed,
         )
@@ -266,8 +268,13 @@ class LightningSimulator:
         latency: float = 0.0,
         drop_rate: float = 0.0,
         only_paths: Iterable[str] | None = None,
+        drop_response_rate: float = 0.0,
     ) -> None:
-        """Replace the fault settings (anything not passed is turned off)."""
+        """Replace the fault settings (anything not passed is turned off).
+
+        ``drop_rate`` closes connections before the request is processed; ``drop_response_rate``
+        processes the request (e.g. creates the job) and then closes the connection unanswered.
+        """
         self.faults.set(
             FaultConfig(
                 error_rate=error_rate,
@@ -275,6 +282,7 @@ class LightningSimulator:
                 retry_after=retry_after,
                 latency=latency,
                 drop_rate=drop_rate,
+                drop_response_rate=drop_response_rate,
                 only_paths=list(only_paths) if only_paths is not None else None,
             )
         )
@@ -307,6 +315,36 @@ class LightningSimulator:
                 return job
             if time.time() > deadline:
                 raise TimeoutError(f"job {job_id} is still {job['state']!r} after {timeout} s")
+            time.sleep(0.02)
+
+    def mmts(self) -> list[dict[str, Any]]:
+        """Every multi-machine job, newest first, as ``V1MultiMachineJob`` JSON."""
+        return self.store.all_mmts()
+
+    def get_mmt(self, mmt_id: str) -> dict[str, Any] | None:
+        """One multi-machine job as ``V1MultiMachineJob`` JSON, or ``None`` if it does not exist."""
+        return self.store.mmt_by_id(mmt_id)
+
+    def mmt_jobs(self, mmt_id: str) -> list[dict[str, Any]]:
+        """The sub-jobs (one ``V1Job`` per machine) of a multi-machine job, in rank order."""
+        return sorted(
+            (j for j in self.jobs() if j["multiMachineJobId"] == mmt_id), key=lambda j: int(j["spec"]["rank"])
+        )
+
+    def wait_for_mmt(
+        self, mmt_id: str, states: Iterable[str] = MMT_TERMINAL_STATES, timeout: float = 30.0
+    ) -> dict[str, Any]:
+        """Block until the multi-machine job's ``state`` is one of ``states``; raises ``TimeoutError``."""
+        wanted = set(states)
+        deadline = time.time() + timeout
+        while True:
+            mmt = self.get_mmt(mmt_id)
+            if mmt is None:
+                raise KeyError(mmt_id)
+            if mmt["state"] in wanted:
+                return mmt
+            if time.time() > deadline:
+                raise TimeoutError(f"multi-machine job {mmt_id} is still {mmt['state']!r} after {timeout} s")
             time.sleep(0.02)
 
     def add_studio(self, name: str) -> dict[str, Any]:

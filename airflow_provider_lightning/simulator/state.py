@@ -15,6 +15,7 @@ All state lives behind one re-entrant lock; transitions are driven by the shared
 from __future__ import annotations
 
 import base64
+import copy
 import random
 import shutil
 import socket
@@ -330,6 +331,11 @@ class Store:
         self.lock = threading.RLock()
         self.jobs: dict[str, Job] = {}
         self._names: dict[tuple[str, str], str] = {}
+        self.mmts: dict[str, MultiMachineJob] = {}
+        self._mmt_names: dict[tuple[str, str], str] = {}
+        self._mmt_busy: set[str] = set()  # MMTs being re-evaluated (re-entrancy guard)
+        self._mmt_dirty: set[str] = set()  # ... and those that changed again meanwhile
+        self._loading = False
         self.studios: dict[str, Studio] = {}
         self.tags: dict[str, dict[str, Any]] = {}
         self._tag_usage: Counter[str] = Counter()
@@ -362,14 +368,21 @@ class Store:
             raise not_found(f"job {job_id!r}")
         return job
 
-    def _unique_name(self, project_id: str, name: str, exclude: str | None = None) -> str:
-        owner = self._names.get((project_id, name))
+    def _unique_name(
+        self,
+        project_id: str,
+        name: str,
+        exclude: str | None = None,
+        names: dict[tuple[str, str], str] | None = None,
+    ) -> str:
+        taken = self._names if names is None else names
+        owner = taken.get((project_id, name))
         if owner is None or owner == exclude:
             return name
         n = 1
         while True:
             candidate = f"{name}-{n}"
-            owner = self._names.get((project_id, candidate))
+            owner = taken.get((project_id, candidate))
             if owner is None or owner == exclude:
                 return candidate
             n += 1
@@ -380,6 +393,8 @@ class Store:
     def _touch(self, job: Job) -> None:
         job.updated_ns = now_ns()
         self._changed()
+        if job.mmt_id:
+            self._refresh_mmt(job.mmt_id)
 
     # ---------------------------------------------------------------- tags
 
@@ -415,7 +430,7 @@ class Store:
     def _render_tag(self, tag: dict[str, Any]) -> dict[str, Any]:
         return {**tag, "usageCount": str(self._tag_usage[tag["id"]])}
 
-    def _assign_tags(self, job: Job, tag_ids: list[str]) -> None:
+    def _assign_tags(self, job: Job | MultiMachineJob, tag_ids: list[str]) -> None:
         self._tag_usage.subtract(job.tag_ids)
         job.tag_ids = tag_ids
         self._tag_usage.update(tag_ids)
@@ -427,9 +442,15 @@ class Store:
             return {"tags": [self._render_tag(t) for t in self.tags.values()]}
 
     def set_workload_tags(self, project_id: str, workload_type: str, workload_id: str, body: dict[str, Any]) -> dict:
-        """``PUT /workloads/{type}/{id}/tags``: replace a job's tags."""
+        """``PUT /workloads/{type}/{id}/tags``: replace a job's (or a multi-machine job's) tags."""
         with self.lock:
-            if workload_type not in ("job", "WORKLOAD_TYPE_JOB"):
+            kind = workload_type.lower().removeprefix("workload_type_")
+            if kind in ("multi_machine_job", "multimachinejob", "mmt"):
+                mmt = self._mmt(project_id, workload_id)
+                self._assign_tags(mmt, self._resolve_tags(project_id, body.get("tags")))
+                self._touch_mmt(mmt)
+                return {"tags": self._render_tags(mmt.tag_ids)}
+            if kind != "job":
                 self.require_project(project_id)
                 raise not_found(f"{workload_type} {workload_id!r}")
             job = self._job(project_id, workload_id)
@@ -439,14 +460,18 @@ class Store:
 
     # --------------------------------------------------------------- render
 
+    @staticmethod
+    def _cost(job: Job) -> float:
+        if job.started_ns is None:
+            return 0.0
+        end = job.stopped_ns if job.stopped_ns is not None else now_ns()
+        seconds = max(0, end - job.started_ns) / 1e9
+        return round(seconds * price_per_second(job.spec.get("instanceName", ""), job.spec.get("spot", False)), 8)
+
     def render(self, job: Job) -> dict[str, Any]:
         """The job as ``V1Job`` JSON."""
         started = rfc3339(job.started_ns)
-        cost = 0.0
-        if job.started_ns is not None:
-            end = job.stopped_ns if job.stopped_ns is not None else now_ns()
-            seconds = max(0, end - job.started_ns) / 1e9
-            cost = round(seconds * price_per_second(job.spec.get("instanceName", ""), job.spec.get("spot", False)), 8)
+        cost = self._cost(job)
         return {
             "id": job.id,
             "name": job.name,
@@ -465,7 +490,7 @@ class Store:
             "spec": dict(job.spec),
             "tags": self._render_tags(job.tag_ids),
             "totalCost": cost,
-            "multiMachineJobId": "",
+            "multiMachineJobId": job.mmt_id,
             "deploymentId": "",
             "pipelineId": "",
             "releaseId": "",
@@ -499,56 +524,88 @@ class Store:
         spec = normalize_spec(body.get("spec"))
         with self.lock:
             self.require_project(project_id)
-            if spec["cloudspaceId"]:
-                studio = self.studios.get(spec["cloudspaceId"])
-                if studio is None or studio.project_id != project_id:
-                    raise not_found(f"cloudspace {spec['cloudspaceId']!r}")
-                if not spec["command"].strip():
-                    raise invalid("command is required for jobs that run in a Studio environment")
-                if spec["image"]:
-                    raise invalid("image and cloudspaceId are mutually exclusive")
-                if not spec["clusterId"]:
-                    spec["clusterId"] = studio.cluster_id
-            elif not spec["image"]:
-                raise invalid("either spec.image or spec.cloudspaceId must be set")
-            if not spec["clusterId"]:
-                spec["clusterId"] = DEFAULT_CLUSTER_ID
-            if not spec["instanceName"] and not spec["instanceType"]:
-                spec["instanceName"] = "cpu-4"
+            self._check_spec(project_id, spec)
             tag_ids = self._resolve_tags(project_id, body.get("tags"))
-            now = now_ns()
-            self._seq += 1
-            job = Job(
-                id=self._new_id("job", self.jobs),
-                seq=self._seq,
-                name=self._unique_name(project_id, name),
-                project_id=project_id,
-                user_id=self.identity.user_id,
-                spec=spec,
-                tag_ids=tag_ids,
-                logs=LogBuffer("", self.config.max_log_lines),
-                created_ns=now,
-                updated_ns=now,
-            )
-            job.logs.job_id = job.id
-            job.timed = self._timed_outcome(job)
-            self._tag_usage.update(tag_ids)
-            self.jobs[job.id] = job
-            self._names[(project_id, job.name)] = job.id
-            self.scheduler.call_later(self.config.pending_seconds, self._start, job.id)
+            job = self._add_job(project_id, self._unique_name(project_id, name), spec, tag_ids)
             self._changed()
             return self.render(job)
 
+    def _check_spec(self, project_id: str, spec: dict[str, Any], what: str = "jobs") -> None:
+        """Validate a normalised spec and fill in the defaults the platform would (under the lock)."""
+        if spec["cloudspaceId"]:
+            studio = self.studios.get(spec["cloudspaceId"])
+            if studio is None or studio.project_id != project_id:
+                raise not_found(f"cloudspace {spec['cloudspaceId']!r}")
+            if not spec["command"].strip():
+                raise invalid(f"command is required for {what} that run in a Studio environment")
+            if spec["image"]:
+                raise invalid("image and cloudspaceId are mutually exclusive")
+            if not spec["clusterId"]:
+                spec["clusterId"] = studio.cluster_id
+        elif not spec["image"]:
+            raise invalid("either spec.image or spec.cloudspaceId must be set")
+        if not spec["clusterId"]:
+            spec["clusterId"] = DEFAULT_CLUSTER_ID
+        if not spec["instanceName"] and not spec["instanceType"]:
+            spec["instanceName"] = "cpu-4"
+
+    def _add_job(
+        self, project_id: str, name: str, spec: dict[str, Any], tag_ids: list[str], mmt_id: str = ""
+    ) -> Job:
+        """Store a new pending job and schedule its start (under the lock)."""
+        now = now_ns()
+        self._seq += 1
+        job = Job(
+            id=self._new_id("job", self.jobs),
+            seq=self._seq,
+            name=name,
+            project_id=project_id,
+            user_id=self.identity.user_id,
+            spec=spec,
+            tag_ids=tag_ids,
+            logs=LogBuffer("", self.config.max_log_lines),
+            created_ns=now,
+            updated_ns=now,
+            mmt_id=mmt_id,
+        )
+        job.logs.job_id = job.id
+        job.timed = self._timed_outcome(job)
+        self._tag_usage.update(tag_ids)
+        self.jobs[job.id] = job
+        self._names[(project_id, job.name)] = job.id
+        self.scheduler.call_later(self.config.pending_seconds, self._start, job.id)
+        return job
+
     def _timed_outcome(self, job: Job) -> tuple[float, int] | None:
+        """Timed mode: ``(duration, exit code)`` from ``spec.env``, or ``None`` to run the command.
+
+        In a multi-machine job with ``SIM_FAIL_RANK``, only that rank exits with ``SIM_EXIT_CODE``;
+        the other ranks would exit 0 after ``2 * SIM_DURATION_SECONDS + 1`` s, so the failing rank
+        always ends first (and, if it failed, they are stopped).
+        """
         if not self.config.timed_jobs:
             return None
-        env = job.env
+        parsed = self._parse_timed_env(job.env)
+        if parsed is None:
+            return None
+        duration, code, fail_rank = parsed
+        if job.mmt_id and fail_rank is not None and fail_rank != int(job.spec.get("rank", 0)):
+            return 2 * duration + 1.0, 0
+        return duration, code
+
+    @staticmethod
+    def _parse_timed_env(env: dict[str, str]) -> tuple[float, int, int | None] | None:
         if "SIM_DURATION_SECONDS" not in env or "SIM_EXIT_CODE" not in env:
             return None
         try:
-            return max(0.0, float(env["SIM_DURATION_SECONDS"])), int(env["SIM_EXIT_CODE"])
+            fail_rank = env.get("SIM_FAIL_RANK", "").strip()
+            return (
+                max(0.0, float(env["SIM_DURATION_SECONDS"])),
+                int(env["SIM_EXIT_CODE"]),
+                int(fail_rank) if fail_rank else None,
+            )
         except ValueError:
-            raise invalid("SIM_DURATION_SECONDS must be a number and SIM_EXIT_CODE an integer") from None
+            raise invalid("SIM_DURATION_SECONDS must be a number, SIM_EXIT_CODE and SIM_FAIL_RANK integers") from None
 
     def get_job(self, project_id: str, job_id: str) -> dict[str, Any]:
         """``GET /jobs/{id}``."""
@@ -572,7 +629,7 @@ class Store:
             return values[0] if values else ""
 
         states = {s for s in query.get("state", []) + query.get("states", []) if s}
-        as_bool(first("standalone"))  # validated only: every simulated job is standalone
+        standalone = as_bool(first("standalone"))  # true: leave out the sub-jobs of multi-machine jobs
         mmt_id = first("multiMachineJobId")
         cloudspace_id = first("cloudspaceId")
         user_id = first("userId")
@@ -585,7 +642,7 @@ class Store:
         cursor = _parse_page_token(first("pageToken"))
         with self.lock:
             self.require_project(project_id)
-            if mmt_id or deployment_id:
+            if deployment_id:  # deployments are not simulated
                 return {"jobs": [], "nextPageToken": "", "previousPageToken": ""}
             ordered = list(self.jobs.values())
             if not ascending:
@@ -596,6 +653,10 @@ class Store:
                 if cursor and ((job.seq >= cursor) if not ascending else (job.seq <= cursor)):
                     continue
                 if job.project_id != project_id:
+                    continue
+                if mmt_id and job.mmt_id != mmt_id:
+                    continue
+                if standalone and job.mmt_id:
                     continue
                 if states and job.state not in states:
                     continue
@@ -623,6 +684,8 @@ class Store:
             job = self._job(project_id, job_id)
             new_name = as_str(body.get("name")).strip()
             if new_name and new_name != job.name:
+                if job.mmt_id:
+                    raise invalid("only standalone jobs can be renamed; this job is a machine of a multi-machine job")
                 unique = self._unique_name(project_id, new_name, exclude=job.id)
                 self._names.pop((project_id, job.name), None)
                 job.name = unique
@@ -646,6 +709,12 @@ class Store:
         """``DELETE /jobs/{id}``: forget the job, killing its command if it still runs."""
         with self.lock:
             job = self._job(project_id, job_id)
+            if job.mmt_id:
+                raise ApiError(
+                    GRPC_FAILED_PRECONDITION,
+                    f"failed precondition: job {job.id!r} is a machine of multi-machine job {job.mmt_id!r}; "
+                    "delete the multi-machine job instead",
+                )
             del self.jobs[job.id]
             self._names.pop((project_id, job.name), None)
             self._tag_usage.subtract(job.tag_ids)
@@ -701,6 +770,19 @@ class Store:
             "LIGHTNING_CLOUD_PROJECT_ID": job.project_id,
         }
         env.update(job.env)
+        mmt = self.mmts.get(job.mmt_id) if job.mmt_id else None
+        if mmt is not None:  # what the platform injects into every machine of a multi-machine job
+            env.update(
+                {
+                    "NODE_RANK": str(job.spec.get("rank", 0)),
+                    "WORLD_SIZE": str(mmt.machines),
+                    "NUM_NODES": str(mmt.machines),
+                    "MASTER_ADDR": "127.0.0.1",
+                    "MASTER_PORT": str(mmt.master_port),
+                    "LIGHTNING_MMT_ID": mmt.id,
+                    "LIGHTNING_MMT_NAME": mmt.name,
+                }
+            )
         studio_id = job.spec.get("cloudspaceId", "")
         if studio_id:
             studio = self.studios.get(studio_id)
@@ -750,7 +832,7 @@ class Store:
             job.exit_code = code
             if job.state in STOPPING_STATES or reason == "stop":
                 job.state = "stopped"
-                job.message = "Job stopped by user"
+                job.message = job.stop_reason or "Job stopped by user"
                 job.stopped_ns = now_ns()
                 self._touch(job)
             elif reason == "timeout":
@@ -802,7 +884,7 @@ class Store:
                 self.runner.terminate(job_id, "stop")
                 return
             job.state = "stopped"
-            job.message = "Job stopped by user"
+            job.message = job.stop_reason or "Job stopped by user"
             job.stopped_ns = now_ns()
             self._touch(job)
 
@@ -812,7 +894,11 @@ class Store:
         return [self._job(project_id, job_id).logs for job_id in dict.fromkeys(job_ids)]
 
     def page_logs(self, project_id: str, query: dict[str, list[str]]) -> dict[str, Any]:
-        """``GET /page-logs``: the unified logs API for one or several jobs."""
+        """``GET /page-logs``: the unified logs API for jobs (``jobIds``) and multi-machine jobs (``mmtId``).
+
+        Several jobs (or every rank of an MMT) are merged into one timeline; each entry's
+        ``resourceId`` is the id of the (sub-)job that printed it.
+        """
 
         def first(key: str) -> str:
             values = query.get(key)
@@ -830,7 +916,10 @@ class Store:
         offset = _parse_page_token(first("pageToken"))
         with self.lock:
             self.require_project(project_id)
-            if not job_ids:  # deployments / MMTs / sandboxes are not simulated: nothing to read
+            mmt_id = first("mmtId")
+            if mmt_id:
+                job_ids = job_ids + [j for j in self._mmt(project_id, mmt_id).job_ids if j in self.jobs]
+            if not job_ids:  # deployments / sandboxes are not simulated: nothing to read
                 return {"entries": [], "nextPageToken": "", "followUrl": ""}
             lines = filter_lines(
                 self._log_buffers(project_id, job_ids),
@@ -846,6 +935,19 @@ class Store:
                 "nextPageToken": _page_token(offset + page_size) if more else "",
                 "followUrl": "",
             }
+
+    def log_job_id(self, project_id: str, job_or_mmt_id: str, rank: int = 0) -> str:
+        """The job whose log ``/jobs/{id}/download-logs`` serves: the job itself, or rank ``rank`` of an MMT."""
+        with self.lock:
+            self.require_project(project_id)
+            if job_or_mmt_id in self.jobs:
+                return self._job(project_id, job_or_mmt_id).id
+            mmt = self.mmts.get(job_or_mmt_id)
+            if mmt is None or mmt.project_id != project_id:
+                raise not_found(f"job {job_or_mmt_id!r}")
+            if not 0 <= rank < len(mmt.job_ids) or mmt.job_ids[rank] not in self.jobs:
+                raise not_found(f"rank {rank} of multi-machine job {mmt.id!r}")
+            return mmt.job_ids[rank]
 
     def log_text(self, job_id: str) -> str:
         """The plain-text log file of a job (``[RFC3339Nano] message`` lines)."""
@@ -888,6 +990,326 @@ class Store:
                 raise not_found(f"job {job_id!r}")
             chunk = job.logs.lines[number * page_lines : (number + 1) * page_lines]
             return [line.to_legacy() for line in chunk]
+
+    # --------------------------------------------------- multi-machine jobs
+
+    def _mmt(self, project_id: str, mmt_id: str) -> MultiMachineJob:
+        self.require_project(project_id)
+        mmt = self.mmts.get(mmt_id)
+        if mmt is None or mmt.project_id != project_id:
+            raise not_found(f"multi-machine job {mmt_id!r}")
+        return mmt
+
+    def _touch_mmt(self, mmt: MultiMachineJob) -> None:
+        mmt.updated_ns = now_ns()
+        self._changed()
+
+    def _subjobs(self, mmt: MultiMachineJob) -> list[Job]:
+        return [self.jobs[j] for j in mmt.job_ids if j in self.jobs]
+
+    def _event(
+        self, mmt: MultiMachineJob, kind: str, action: str, reason: str, message: str, job_id: str = ""
+    ) -> None:
+        mmt.events.append(
+            {
+                "id": self._new_id("evt", ()),
+                "multiMachineJobId": mmt.id,
+                "jobId": job_id,
+                "projectId": mmt.project_id,
+                "type": kind,
+                "action": action,
+                "reason": reason,
+                "message": message,
+                "timestamp": rfc3339(now_ns()),
+            }
+        )
+
+    def _free_port(self) -> int:
+        """A TCP port free on 127.0.0.1 right now and not handed to another live MMT."""
+        in_use = {m.master_port for m in self.mmts.values() if m.state not in MMT_TERMINAL_STATES}
+        for _ in range(20):
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = int(sock.getsockname()[1])
+            if port not in in_use:
+                return port
+        return port
+
+    def _subjob_name(self, project_id: str, mmt_name: str, rank: int) -> str:
+        """``<mmt-name>-<rank>``; if a standalone job already has that name, ``<mmt-name>-<rank>v<n>``
+        (the SDK finds the MMT name by cutting at the last ``-``, so the suffix must not add one)."""
+        name = f"{mmt_name}-{rank}"
+        n = 1
+        while (project_id, name) in self._names:
+            n += 1
+            name = f"{mmt_name}-{rank}v{n}"
+        return name
+
+    def render_mmt(self, mmt: MultiMachineJob) -> dict[str, Any]:
+        """The multi-machine job as ``V1MultiMachineJob`` JSON (counts derived from its sub-jobs)."""
+        subjobs = self._subjobs(mmt)
+        pending = sum(1 for j in subjobs if j.state in ("pending", "creating"))
+        ready = sum(1 for j in subjobs if j.state in ("running", "restarting"))
+        failing = sum(1 for j in subjobs if j.state in ("failed", "fail"))
+        deleting = sum(1 for j in subjobs if j.state in STOPPING_STATES or j.state in ("delete", "deleted"))
+        return {
+            "id": mmt.id,
+            "name": mmt.name,
+            "projectId": mmt.project_id,
+            "userId": mmt.user_id,
+            "cloudspaceId": mmt.spec.get("cloudspaceId", ""),
+            "machines": mmt.machines,
+            "state": mmt.state,
+            "desiredState": mmt.desired_state,
+            "status": {
+                "pendingMachines": str(pending),
+                "readyMachines": str(ready),
+                "failingMachines": str(failing),
+                "deletingMachines": str(deleting),
+                "message": mmt.message,
+                "startedAt": rfc3339(mmt.started_ns),
+                "stoppedAt": rfc3339(mmt.stopped_ns),
+                "requiresMaintenance": False,
+                "requiresMaintenanceStartedAt": None,
+            },
+            "spec": dict(mmt.spec),
+            "totalCost": round(sum(self._cost(j) for j in subjobs), 8),
+            "maxRunAttempts": mmt.max_run_attempts,
+            "currentRunAttempt": 1,
+            "faultTolerance": dict(mmt.fault_tolerance) if mmt.fault_tolerance is not None else None,
+            "parentMultiMachineJobId": "",
+            "targetMachineIds": list(mmt.target_machine_ids),
+            "tags": self._render_tags(mmt.tag_ids),
+            "createdAt": rfc3339(mmt.created_ns),
+            "updatedAt": rfc3339(mmt.updated_ns),
+            "message": mmt.message,
+            "pipelineId": "",
+            "requiresMaintenance": False,
+        }
+
+    def create_mmt(self, project_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /multi-machine-jobs``: store the MMT as pending with one pending sub-job per machine."""
+        body = camelize(body)
+        name = as_str(body.get("name")).strip()
+        if not name:
+            raise invalid("multi-machine job name is required")
+        machines = as_int(body.get("machines"), 0)
+        if machines < 1:
+            raise invalid("machines must be at least 1")
+        if machines > MAX_MACHINES:
+            raise invalid(f"the simulator runs at most {MAX_MACHINES} machines per multi-machine job")
+        spec = normalize_spec(body.get("spec"))
+        cluster_id = as_str(body.get("clusterId"))
+        if cluster_id and not spec["clusterId"]:
+            spec["clusterId"] = cluster_id
+        max_run_attempts = as_int(body.get("maxRunAttempts"), 0)
+        if max_run_attempts < 0:
+            raise invalid("maxRunAttempts must not be negative")
+        raw_ft = body.get("faultTolerance")
+        fault_tolerance: dict[str, Any] | None = None
+        if isinstance(raw_ft, dict):
+            strategy = as_str(raw_ft.get("strategy")) or "MULTI_MACHINE_JOB_FAULT_TOLERANCE_STRATEGY_UNSPECIFIED"
+            if strategy not in FAULT_TOLERANCE_STRATEGIES:
+                raise invalid(f"unknown faultTolerance.strategy {strategy!r}")
+            fault_tolerance = {"strategy": strategy}
+        elif raw_ft is not None:
+            raise invalid("faultTolerance must be an object")
+        targets = [as_str(t) for t in body.get("targetMachineIds") or []]
+        if targets and len(targets) != machines:
+            raise invalid("targetMachineIds needs exactly one machine id per machine")
+        if self.config.timed_jobs:
+            self._parse_timed_env({e["name"]: e["value"] for e in spec["env"]})  # 400 before creating anything
+        with self.lock:
+            self.require_project(project_id)
+            self._check_spec(project_id, spec, "multi-machine jobs")
+            tag_ids = self._resolve_tags(project_id, body.get("tags"))
+            now = now_ns()
+            self._seq += 1
+            mmt = MultiMachineJob(
+                id=self._new_id("mmt", self.mmts),
+                seq=self._seq,
+                name=self._unique_name(project_id, name, names=self._mmt_names),
+                project_id=project_id,
+                user_id=self.identity.user_id,
+                machines=machines,
+                spec=spec,
+                tag_ids=tag_ids,
+                created_ns=now,
+                updated_ns=now,
+                master_port=self._free_port(),
+                max_run_attempts=max_run_attempts,
+                fault_tolerance=fault_tolerance,
+                target_machine_ids=targets,
+            )
+            self.mmts[mmt.id] = mmt
+            self._mmt_names[(project_id, mmt.name)] = mmt.id
+            self._tag_usage.update(tag_ids)
+            self._event(mmt, EVENT_INFO, "Create", "Created", f"multi-machine job created with {machines} machine(s)")
+            for rank in range(machines):
+                sub_spec = copy.deepcopy(spec)
+                sub_spec["rank"] = rank
+                name_for_rank = self._subjob_name(project_id, mmt.name, rank)
+                job = self._add_job(project_id, name_for_rank, sub_spec, [], mmt_id=mmt.id)
+                mmt.job_ids.append(job.id)
+                self._event(
+                    mmt, EVENT_INFO, "CreateJob", "MachineScheduled", f"machine rank {rank} is job {job.name}", job.id
+                )
+            self._changed()
+            return self.render_mmt(mmt)
+
+    def get_mmt(self, project_id: str, mmt_id: str) -> dict[str, Any]:
+        """``GET /multi-machine-jobs/{id}``."""
+        with self.lock:
+            return self.render_mmt(self._mmt(project_id, mmt_id))
+
+    def get_mmt_by_name(self, project_id: str, name: str) -> dict[str, Any]:
+        """``GET /multi-machine-jobs/{name}/getbyname``: 404 if no MMT has that name."""
+        with self.lock:
+            self.require_project(project_id)
+            mmt_id = self._mmt_names.get((project_id, name))
+            if mmt_id is None:
+                raise not_found(f"multi-machine job with name {name!r}")
+            return self.render_mmt(self.mmts[mmt_id])
+
+    def list_mmts(self, project_id: str, query: dict[str, list[str]]) -> dict[str, Any]:
+        """``GET /multi-machine-jobs`` (filters ``cloudspaceId`` and ``userId``; no paging), newest first."""
+
+        def first(key: str) -> str:
+            values = query.get(key)
+            return values[0] if values else ""
+
+        as_bool(first("standalone"))  # validated only
+        cloudspace_id, user_id = first("cloudspaceId"), first("userId")
+        with self.lock:
+            self.require_project(project_id)
+            return {
+                "multiMachineJobs": [
+                    self.render_mmt(m)
+                    for m in reversed(list(self.mmts.values()))
+                    if m.project_id == project_id
+                    and (not cloudspace_id or m.spec.get("cloudspaceId") == cloudspace_id)
+                    and (not user_id or m.user_id == user_id)
+                ]
+            }
+
+    def update_mmt(self, project_id: str, mmt_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``PUT /multi-machine-jobs/{id}``: ``{"desiredState": "MultiMachineJob_STATE_STOP"}`` stops it."""
+        body = camelize(body)
+        with self.lock:
+            mmt = self._mmt(project_id, mmt_id)
+            raw = as_str(body.get("desiredState")).strip()
+            if raw:
+                wanted = normalize_mmt_state(raw)
+                if wanted in (MMT_STOP, MMT_STOPPED):
+                    self._request_mmt_stop(mmt)
+                elif wanted not in (MMT_RUNNING, MMT_UNSPECIFIED):  # RUNNING: it already is (or ended)
+                    raise invalid(f"unsupported desiredState {raw!r}: only MultiMachineJob_STATE_STOP can be requested")
+            return self.render_mmt(mmt)
+
+    def _request_mmt_stop(self, mmt: MultiMachineJob) -> None:
+        if mmt.state in MMT_TERMINAL_STATES:
+            return  # stopping a finished MMT changes nothing
+        if mmt.desired_state != MMT_STOP:
+            mmt.desired_state = MMT_STOP
+            mmt.state = MMT_STOP
+            if not mmt.failure:
+                mmt.message = "Multi-machine job stopped by user"
+            self._event(mmt, EVENT_INFO, "Stop", "StopRequested", "stop requested by the user")
+            self._touch_mmt(mmt)
+        self._stop_ranks(mmt, "")
+        self._refresh_mmt(mmt.id)
+
+    def _stop_ranks(self, mmt: MultiMachineJob, reason: str) -> None:
+        for job in self._subjobs(mmt):
+            if job.state in TERMINAL_STATES or job.state in STOPPING_STATES:
+                continue
+            job.stop_reason = reason
+            self._request_stop(job)
+
+    def delete_mmt(self, project_id: str, mmt_id: str) -> dict[str, Any]:
+        """``DELETE /multi-machine-jobs/{id}``: forget the MMT and its sub-jobs, killing their commands."""
+        with self.lock:
+            mmt = self._mmt(project_id, mmt_id)
+            del self.mmts[mmt.id]
+            self._mmt_names.pop((project_id, mmt.name), None)
+            self._tag_usage.subtract(mmt.tag_ids)
+            subjobs = [self.jobs.pop(j) for j in mmt.job_ids if j in self.jobs]
+            for job in subjobs:
+                self._names.pop((project_id, job.name), None)
+                self._tag_usage.subtract(job.tag_ids)
+            self._changed()
+        for job in subjobs:
+            self.runner.terminate(job.id, "deleted", grace=0)
+            shutil.rmtree(self.work_dir / "jobs" / job.id, ignore_errors=True)
+        return {}
+
+    def mmt_events(self, project_id: str, mmt_id: str, query: dict[str, list[str]]) -> dict[str, Any]:
+        """``GET /multi-machine-jobs/{id}/events`` (oldest first; ``limit`` keeps the newest N)."""
+        limit = as_int((query.get("limit") or [""])[0], 0)
+        if limit < 0:
+            raise invalid("limit must be positive")
+        with self.lock:
+            events = [dict(e) for e in self._mmt(project_id, mmt_id).events]
+        return {"events": events[-limit:] if limit else events}
+
+    def _refresh_mmt(self, mmt_id: str) -> None:
+        """Re-derive an MMT's state after one of its sub-jobs changed (re-entrant calls are folded)."""
+        if self._loading:
+            return
+        with self.lock:
+            if mmt_id in self._mmt_busy:
+                self._mmt_dirty.add(mmt_id)
+                return
+            self._mmt_busy.add(mmt_id)
+            try:
+                while True:
+                    self._mmt_dirty.discard(mmt_id)
+                    self._evaluate_mmt(mmt_id)
+                    if mmt_id not in self._mmt_dirty:
+                        return
+            finally:
+                self._mmt_busy.discard(mmt_id)
+
+    def _evaluate_mmt(self, mmt_id: str) -> None:
+        mmt = self.mmts.get(mmt_id)
+        if mmt is None or mmt.state in MMT_TERMINAL_STATES:
+            return
+        subjobs = self._subjobs(mmt)
+        self._touch_mmt(mmt)  # the machine counts changed
+        if not mmt.failure:
+            failed = [j for j in subjobs if j.state == "failed"]
+            if failed:
+                first = min(failed, key=lambda j: (j.stopped_ns or 0, int(j.spec.get("rank", 0))))
+                reason = (first.server_error or first.message or "failed").removeprefix("Job failed: ")
+                mmt.failure = f"machine rank {first.spec.get('rank', 0)} ({first.name}) failed: {reason}"
+                mmt.message = mmt.failure
+                self._event(mmt, EVENT_WARNING, "StopJobs", "MachineFailed", mmt.failure, first.id)
+                self._stop_ranks(mmt, f"Job stopped: {mmt.failure}")
+        if not mmt.failure and mmt.state != MMT_STOP:
+            halted = [j for j in subjobs if j.state in STOPPING_STATES or j.state in ("stopped", "deleted")]
+            if halted:  # one machine was stopped on its own: the others cannot go on without it
+                mmt.state = MMT_STOP
+                mmt.message = f"machine rank {halted[0].spec.get('rank', 0)} ({halted[0].name}) was stopped"
+                self._event(mmt, EVENT_WARNING, "StopJobs", "MachineStopped", mmt.message, halted[0].id)
+                self._stop_ranks(mmt, f"Job stopped: {mmt.message}")
+        if mmt.started_ns is None and subjobs and all(j.started_ns is not None for j in subjobs):
+            mmt.started_ns = max(j.started_ns or 0 for j in subjobs)
+            if mmt.state == MMT_PENDING:
+                mmt.state = MMT_RUNNING
+                self._event(mmt, EVENT_INFO, "Run", "AllMachinesRunning", f"all {mmt.machines} machine(s) are running")
+        if subjobs and all(j.state in TERMINAL_STATES for j in subjobs):
+            mmt.stopped_ns = now_ns()
+            if mmt.failure:
+                mmt.state = MMT_FAILED
+                self._event(mmt, EVENT_WARNING, "Fail", "Failed", mmt.failure)
+            elif any(j.state != "completed" for j in subjobs):
+                mmt.state = MMT_STOPPED
+                mmt.message = mmt.message or "Multi-machine job stopped"
+                self._event(mmt, EVENT_INFO, "Stopped", "Stopped", "every machine has stopped")
+            else:
+                mmt.state = MMT_COMPLETED
+                mmt.message = ""
+                self._event(mmt, EVENT_INFO, "Complete", "Completed", "every machine completed successfully")
 
     # -------------------------------------------------------------- studios
 
@@ -986,6 +1408,17 @@ class Store:
             job = self.jobs.get(job_id)
             return self.render(job) if job is not None else None
 
+    def all_mmts(self) -> list[dict[str, Any]]:
+        """Every multi-machine job, newest first, as the API renders them."""
+        with self.lock:
+            return [self.render_mmt(m) for m in reversed(list(self.mmts.values()))]
+
+    def mmt_by_id(self, mmt_id: str) -> dict[str, Any] | None:
+        """One multi-machine job as the API renders it, or ``None``."""
+        with self.lock:
+            mmt = self.mmts.get(mmt_id)
+            return self.render_mmt(mmt) if mmt is not None else None
+
     # ---------------------------------------------------------- persistence
 
     def to_state(self) -> dict[str, Any]:
@@ -995,6 +1428,7 @@ class Store:
                 "version": STATE_FILE_VERSION,
                 "seq": self._seq,
                 "jobs": [j.to_state() for j in self.jobs.values()],
+                "mmts": [m.to_state() for m in self.mmts.values()],
                 "studios": [s.to_state() for s in self.studios.values()],
                 "tags": list(self.tags.values()),
             }
@@ -1018,13 +1452,25 @@ class Store:
             for tag in data.get("tags", []):
                 self.tags[tag["name"]] = tag
             self._seq = int(data.get("seq", 0))
-            for raw in sorted(data.get("jobs", []), key=lambda j: int(j["seq"])):
-                job = Job.from_state(raw, self.config.max_log_lines)
-                self.jobs[job.id] = job
-                self._names[(job.project_id, job.name)] = job.id
-                self._tag_usage.update(job.tag_ids)
-                self._seq = max(self._seq, job.seq)
-                self._resume(job)
+            for raw in sorted(data.get("mmts", []), key=lambda m: int(m["seq"])):
+                mmt = MultiMachineJob.from_state(raw)
+                self.mmts[mmt.id] = mmt
+                self._mmt_names[(mmt.project_id, mmt.name)] = mmt.id
+                self._tag_usage.update(mmt.tag_ids)
+                self._seq = max(self._seq, mmt.seq)
+            self._loading = True  # MMTs are re-evaluated once all their sub-jobs are back
+            try:
+                for raw in sorted(data.get("jobs", []), key=lambda j: int(j["seq"])):
+                    job = Job.from_state(raw, self.config.max_log_lines)
+                    self.jobs[job.id] = job
+                    self._names[(job.project_id, job.name)] = job.id
+                    self._tag_usage.update(job.tag_ids)
+                    self._seq = max(self._seq, job.seq)
+                    self._resume(job)
+            finally:
+                self._loading = False
+            for mmt in list(self.mmts.values()):
+                self._refresh_mmt(mmt.id)
 
     def _resume(self, job: Job) -> None:
         if job.state == "pending":
@@ -1039,7 +1485,7 @@ class Store:
                 self._fail(job, "Job failed: the simulator restarted while the command was running")
         elif job.state in STOPPING_STATES:
             job.state = "stopped"
-            job.message = "Job stopped by user"
+            job.message = job.stop_reason or "Job stopped by user"
             job.stopped_ns = job.stopped_ns or now_ns()
             self._touch(job)
 

@@ -22,7 +22,7 @@ def test_example_dags_import_without_errors_or_deprecation_warnings(airflow_db):
         warnings.simplefilter("always")
         dagbag = load_dagbag()
     assert dagbag.import_errors == {}
-    assert "example_lightning_job" in dagbag.dag_ids
+    assert {"example_lightning_job", "example_lightning_mmt"} <= set(dagbag.dag_ids)
     ours = [w for w in caught if "airflow_provider_lightning" in str(w.filename) or "example_dags" in str(w.filename)]
     assert not ours, [str(w.message) for w in ours]
 
@@ -65,3 +65,14 @@ def xcom_value(dagrun, task_id: str, key: str):
         row = session.scalars(select(XComModel).where(
             XComModel.run_id == dagrun.run_id, XComModel.task_id == task_id, XComModel.key == key)).first()
         return XComModel.deserialize_value(row) if row is not None else None
+
+
+def test_example_mmt_dag_runs_end_to_end_deferred(airflow_db, sim, monkeypatch):
+    monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "True")
+    dag = load_dagbag().get_dag("example_lightning_mmt")
+    before = {mmt["id"] for mmt in sim.mmts()}
+    dagrun = dag.test()
+    assert dagrun.state == "success"
+    (mmt,) = [m for m in sim.mmts() if m["id"] not in before]
+    assert mmt["state"] == "MultiMachineJob_STATE_COMPLETED" and mmt["machines"] == 2
+    assert xcom_value(dagrun, "train_ddp", "_link_LightningMultiMachineJobLink").endswith("?app_id=mmt")

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 
 import pytest
 from airflow.sdk.exceptions import AirflowException, TaskDeferred
-from task_context import context
+from task_context import context, executing_in_background
 
 from airflow_provider_lightning.operators.jobs import LightningJobOperator
 from airflow_provider_lightning.triggers.lightning import LightningPhaseTrigger
@@ -26,13 +24,8 @@ def jobs_named(sim, prefix):
     return [j for j in sim.jobs() if j["name"].startswith(prefix)]
 
 
-def wait_for_state(sim, job_id, states, timeout=15.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if sim.get_job(job_id)["state"] in states:
-            return sim.get_job(job_id)["state"]
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} is {sim.get_job(job_id)['state']}, not in {states}")
+def wait_for_state(sim, job_id, states):
+    return sim.wait_for_job(job_id, states, timeout=15)["state"]
 
 
 def test_job_succeeds_streams_its_logs_and_returns_a_summary(sim, capsys):
@@ -63,24 +56,11 @@ def test_timeout_stops_the_job_and_fails_the_task(sim):
 def test_on_kill_stops_the_job_this_task_started(sim):
     op = job_op(command="sleep 60")
     ctx = context(run_id="kill")
-    errors: list[BaseException] = []
-    worker = threading.Thread(target=lambda: _capture(errors, op.execute, ctx))
-    worker.start()
-    deadline = time.time() + 10
-    while "job_id" not in ctx["ti"].xcoms and time.time() < deadline:
-        time.sleep(0.05)
-    wait_for_state(sim, ctx["ti"].xcoms["job_id"], {"running"})
-    op.on_kill()
-    worker.join(15)
+    with executing_in_background(op, ctx) as errors:
+        wait_for_state(sim, ctx["ti"].xcoms["job_id"], {"running"})
+        op.on_kill()
     assert wait_for_state(sim, ctx["ti"].xcoms["job_id"], {"stopped"}) == "stopped"
     assert errors and "stopped" in str(errors[0])
-
-
-def _capture(errors, fn, *args):
-    try:
-        fn(*args)
-    except BaseException as error:
-        errors.append(error)
 
 
 def test_retry_reattaches_to_the_running_job_instead_of_submitting_again(sim):

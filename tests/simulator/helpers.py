@@ -49,3 +49,23 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
         time.sleep(0.02)
+
+
+MMT_TERMINAL = ("MultiMachineJob_STATE_COMPLETED", "MultiMachineJob_STATE_FAILED", "MultiMachineJob_STATE_STOPPED")
+
+
+def mmt_body(name: str, command: str, machines: int = 2, **spec: Any) -> dict[str, Any]:
+    """A create-MMT body like the SDK's ``Job.run(image=..., command=..., num_machines=N)``."""
+    return {
+        "name": name,
+        "machines": machines,
+        "clusterId": "",
+        "spec": image_job(name, command, **spec)["spec"],
+    }
+
+
+def wait_mmt(
+    client: httpx.Client, path: str, states: tuple[str, ...] = MMT_TERMINAL, timeout: float = 15.0
+) -> dict[str, Any]:
+    """Poll ``GET path`` until the multi-machine job's state is in ``states``."""
+    return wait_state(client, path, states, timeout)

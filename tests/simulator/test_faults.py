@@ -8,6 +8,9 @@ import httpx
 import pytest
 
 from airflow_provider_lightning.simulator import LightningSimulator
+from airflow_provider_lightning.simulator.cli import build_parser
+
+from .helpers import image_job, mmt_body
 
 
 def test_admin_endpoint_turns_on_503_faults(client: httpx.Client, sim: LightningSimulator) -> None:
@@ -38,6 +41,34 @@ def test_drop_fault_closes_the_connection_without_a_response(sim: LightningSimul
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{sim.url}/v1/auth/whoami", headers={"Authorization": sim.auth_header})
     assert sim.request_log[-1] == ("GET", "/v1/auth/whoami", 0)
+
+
+def test_drop_response_creates_the_job_but_the_client_gets_no_answer(
+    client: httpx.Client, sim: LightningSimulator, jobs_path: str
+) -> None:
+    set_resp = httpx.post(f"{sim.url}/__admin/faults", json={"dropResponseRate": 1.0, "onlyPaths": ["/jobs$"]})
+    assert set_resp.json()["dropResponseRate"] == 1.0
+    with pytest.raises(httpx.TransportError):
+        client.post(jobs_path, json=image_job("lost-answer", "true"))
+    assert client.get("/v1/auth/whoami").status_code == 200  # other paths are answered
+    assert sim.request_log.matching("POST", jobs_path) == [("POST", jobs_path, 0)]
+    sim.clear_faults()
+    names = [j["name"] for j in client.get(jobs_path).json()["jobs"]]
+    assert names == ["lost-answer"]  # the work was done: a blind retry would create "lost-answer-1"
+    assert [j["name"] for j in sim.jobs()] == ["lost-answer"]
+
+    sim.set_faults(drop_response_rate=1.0, only_paths=["/multi-machine-jobs$"])
+    with pytest.raises(httpx.TransportError):
+        client.post(f"/v1/projects/{sim.project_id}/multi-machine-jobs", json=mmt_body("lost-mmt", "true"))
+    sim.clear_faults()
+    assert [m["name"] for m in sim.mmts()] == ["lost-mmt"]
+
+
+def test_drop_response_rate_is_a_cli_flag() -> None:
+    args = build_parser().parse_args(["--drop-response-rate", "0.25"])
+    assert args.drop_response_rate == 0.25
+    with LightningSimulator(drop_response_rate=0.5) as s:
+        assert s.faults.config.drop_response_rate == 0.5
 
 
 def test_faults_never_hit_admin_endpoints(sim: LightningSimulator) -> None:
