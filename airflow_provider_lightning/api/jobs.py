@@ -182,19 +182,6 @@ class JobRequest:
 # -- calls -------------------------------------------------------------------------------------
 
 
-def get_job(project_id: str, job_id: str) -> ApiCall[ResourceState]:
-    return JOB.get(project_id, job_id)
-
-
-def find_job(project_id: str, name: str) -> ApiCall[ResourceState | None]:
-    """Find a job by exact name; None when there is none."""
-    return JOB.find(project_id, name)
-
-
-def stop_job(project_id: str, job_id: str) -> ApiCall[ResourceState]:
-    return JOB.stop(project_id, job_id)
-
-
 def delete_job(project_id: str, job_id: str, cloudspace_id: str = "") -> ApiCall[Any]:
     return ApiCall("DELETE", JOB.path(project_id, job_id), params={"cloudspaceId": cloudspace_id})
 

@@ -225,7 +225,7 @@ class LightningHook(BaseHook):
         return self.run(jobs.create_job(self.project_id, body))
 
     def get_job(self, job_id: str) -> ResourceState:
-        return self.run(jobs.get_job(self.project_id, job_id))
+        return self.get(JOB, job_id)
 
     def find_job(self, name: str, kind: ResourceKind = JOB) -> ResourceState | None:
         """Find a job (or, with ``kind=MMT``, a multi-machine job) by exact name."""
@@ -244,7 +244,7 @@ class LightningHook(BaseHook):
         return self.run(jobs.list_jobs(self.project_id, **filters))
 
     def stop_job(self, job_id: str) -> ResourceState:
-        return self.run(jobs.stop_job(self.project_id, job_id))
+        return self.run(JOB.stop(self.project_id, job_id))
 
     def delete_job(self, job_id: str, cloudspace_id: str = "") -> None:
         self.run(jobs.delete_job(self.project_id, job_id, cloudspace_id))
