@@ -10,27 +10,11 @@ from typing import Any
 from airflow_provider_lightning.api import wire
 from airflow_provider_lightning.api.errors import LightningApiError
 from airflow_provider_lightning.api.machines import resolve_machine
+from airflow_provider_lightning.api.names import validate_name
 from airflow_provider_lightning.api.resources import JOB, MMT, ResourceKind, ResourceState, read_job
 from airflow_provider_lightning.api.transport import AMBIGUOUS_ERRORS, ApiCall, Flow, paginate
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-MAX_NAME_LENGTH = 64
-
-
-def validate_name(name: str, what: str = "name") -> str:
-    """Check a resource name: letters, digits, ``.``, ``_``, ``-``; starts alphanumeric; <= 64 chars."""
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"{what} must be a non-empty string")
-    if len(name) > MAX_NAME_LENGTH:
-        raise ValueError(f"{what} {name!r} is longer than {MAX_NAME_LENGTH} characters")
-    if not NAME_RE.match(name):
-        bad = sorted({c for c in name if not re.match(r"[A-Za-z0-9._-]", c)})
-        raise ValueError(
-            f"{what} {name!r} has invalid characters {bad}: use letters, digits, '.', '_' and '-', "
-            "starting with a letter or digit"
-        )
-    return name
 
 
 def validate_env(env: Mapping[str, Any] | None) -> dict[str, str]:

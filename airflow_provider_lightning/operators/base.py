@@ -10,7 +10,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_lightning.api.jobs import MAX_NAME_LENGTH
+from airflow_provider_lightning.api.names import MAX_NAME_LENGTH
 
 
 def default_deferrable() -> bool:

@@ -124,7 +124,8 @@ class LightningJobOperator(LightningBaseOperator):
 
     def _request(self, *, check_templates: bool = True, name: str = "placeholder") -> Any:
         """Build the validated request; with ``check_templates=False`` Jinja values get placeholders."""
-        from airflow_provider_lightning.api.jobs import MAX_NAME_LENGTH, JobRequest, validate_name
+        from airflow_provider_lightning.api.jobs import JobRequest
+        from airflow_provider_lightning.api.names import MAX_NAME_LENGTH, validate_name
 
         def value(v: Any, placeholder: Any) -> Any:
             return placeholder if not check_templates and is_template(v) else v
