@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import functools
 import random
 import shutil
 import socket
@@ -62,6 +63,13 @@ from .wire import (
     parse_rfc3339,
     rfc3339,
 )
+
+
+def first_value(query: dict[str, list[str]], key: str) -> str:
+    """The first value of a repeated query parameter, ``""`` when absent."""
+    values = query.get(key)
+    return values[0] if values else ""
+
 
 TERMINAL_STATES = frozenset({"completed", "failed", "stopped", "deleted"})
 STOPPING_STATES = frozenset({"stop", "stopping"})
@@ -624,10 +632,7 @@ class Store:
     def list_jobs(self, project_id: str, query: dict[str, list[str]]) -> dict[str, Any]:
         """``GET /jobs`` with filters and ``limit``/``pageToken`` paging, newest first."""
 
-        def first(key: str) -> str:
-            values = query.get(key)
-            return values[0] if values else ""
-
+        first = functools.partial(first_value, query)
         states = {s for s in query.get("state", []) + query.get("states", []) if s}
         standalone = as_bool(first("standalone"))  # true: leave out the sub-jobs of multi-machine jobs
         mmt_id = first("multiMachineJobId")
@@ -900,10 +905,7 @@ class Store:
         ``resourceId`` is the id of the (sub-)job that printed it.
         """
 
-        def first(key: str) -> str:
-            values = query.get(key)
-            return values[0] if values else ""
-
+        first = functools.partial(first_value, query)
         job_ids = [j for j in query.get("jobIds", []) if j]
         selectors = ("deploymentId", "mmtId", "sandboxId")
         if not job_ids and not any(first(s) for s in selectors) and not query.get("sandboxCommandIds"):
@@ -1174,10 +1176,7 @@ class Store:
     def list_mmts(self, project_id: str, query: dict[str, list[str]]) -> dict[str, Any]:
         """``GET /multi-machine-jobs`` (filters ``cloudspaceId`` and ``userId``; no paging), newest first."""
 
-        def first(key: str) -> str:
-            values = query.get(key)
-            return values[0] if values else ""
-
+        first = functools.partial(first_value, query)
         as_bool(first("standalone"))  # validated only
         cloudspace_id, user_id = first("cloudspaceId"), first("userId")
         with self.lock:
