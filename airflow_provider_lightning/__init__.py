@@ -41,6 +41,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_provider_lightning.operators.jobs",
                     "airflow_provider_lightning.operators.mmt",
+                    "airflow_provider_lightning.operators.deployments",
                 ],
             }
         ],
@@ -59,6 +60,7 @@ def get_provider_info() -> dict[str, Any]:
         "extra-links": [
             "airflow_provider_lightning.links.LightningJobLink",
             "airflow_provider_lightning.links.LightningMultiMachineJobLink",
+            "airflow_provider_lightning.links.LightningDeploymentLink",
         ],
         "connection-types": [
             {

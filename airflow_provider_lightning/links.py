@@ -29,3 +29,10 @@ class LightningMultiMachineJobLink(LightningJobLink):
     """"Lightning MMT": the multi-machine job's page in the Lightning web UI (``?app_id=mmt``)."""
 
     name = "Lightning MMT"
+
+
+class LightningDeploymentLink(LightningJobLink):
+    """"Lightning Deployment": the deployment's page in the Lightning web UI."""
+
+    name = "Lightning Deployment"
+    xcom_key_for_url = "deployment_url"

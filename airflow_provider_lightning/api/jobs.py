@@ -8,11 +8,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from airflow_provider_lightning.api import wire
-from airflow_provider_lightning.api.errors import LightningApiError
 from airflow_provider_lightning.api.machines import resolve_machine
 from airflow_provider_lightning.api.names import validate_name
 from airflow_provider_lightning.api.resources import JOB, MMT, ResourceKind, ResourceState, read_job
-from airflow_provider_lightning.api.transport import AMBIGUOUS_ERRORS, ApiCall, Flow, paginate
+from airflow_provider_lightning.api.transport import ApiCall, Flow, paginate
 
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -213,24 +212,6 @@ def download_logs_url(project_id: str, job_id: str, cloudspace_id: str = "") -> 
 
 
 def create_job(project_id: str, body: dict[str, Any], *, max_attempts: int = 3) -> Flow[ResourceState]:
-    """Flow: create a job (one machine, or several when ``body`` has ``machines``) never twice.
-
-    The POST itself is retried only when the server certainly did not see it. After an ambiguous
-    failure (timeout, dropped connection, 5xx) the job is looked up by name before posting again,
-    because the server never answers 409 on a name clash: it would create a second, suffixed job.
-    """
+    """Flow: create a job (one machine, or several when ``body`` has ``machines``) never twice."""
     kind = MMT if "machines" in body else JOB
-    for attempt in range(1, max_attempts + 1):
-        try:
-            created = yield ApiCall("POST", kind.path(project_id), json=body, parse=kind.read, idempotent=False)
-            return created  # type: ignore[no-any-return]
-        except LightningApiError as error:
-            if not error.retryable or attempt == max_attempts:
-                raise
-        except AMBIGUOUS_ERRORS:
-            if attempt == max_attempts:
-                raise
-        existing = yield kind.find(project_id, body["name"])
-        if existing is not None:
-            return existing  # type: ignore[no-any-return]
-    raise AssertionError("unreachable")  # pragma: no cover
+    return (yield from kind.create(project_id, body, max_attempts=max_attempts))

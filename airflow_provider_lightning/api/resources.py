@@ -12,8 +12,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from airflow_provider_lightning.api import wire
+from airflow_provider_lightning.api.errors import LightningApiError
 from airflow_provider_lightning.api.phases import Phase
-from airflow_provider_lightning.api.transport import ApiCall
+from airflow_provider_lightning.api.transport import AMBIGUOUS_ERRORS, ApiCall, Flow, Operation
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class ResourceState:
     stopped_at: str | None = None
     total_cost: float | None = None
     cloudspace_id: str = ""
+    failing: bool = False
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
@@ -148,6 +150,7 @@ class ResourceKind:
     :param find_query: query parameter carrying the name, when the name is not in the path.
     :param app_id: ``app_id`` of the resource's page in the web UI.
     :param has_machines: the resource runs several machines whose sub-jobs carry a ``rank``.
+    :param stop_flow: builds the stop operation when a fixed ``stop_body`` is not enough (read, then write).
     """
 
     name: str
@@ -160,6 +163,7 @@ class ResourceKind:
     find_query: str = ""
     app_id: str = ""
     has_machines: bool = False
+    stop_flow: Callable[[str, str], Operation[ResourceState]] | None = None
 
     def path(self, project_id: str, resource_id: str = "") -> str:
         base = f"/v1/projects/{wire.seg(project_id)}/{self.collection}"
@@ -175,9 +179,37 @@ class ResourceKind:
         params = {self.find_query: name} if self.find_query else None
         return ApiCall("GET", path, params=params, parse=self.read, none_if_missing=True)
 
-    def stop(self, project_id: str, resource_id: str) -> ApiCall[ResourceState]:
+    def stop(self, project_id: str, resource_id: str) -> Operation[ResourceState]:
         """Ask the resource to stop (idempotent: stopping a stopped resource changes nothing)."""
+        if self.stop_flow is not None:
+            return self.stop_flow(project_id, resource_id)
         return ApiCall("PUT", self.path(project_id, resource_id), json=self.stop_body, parse=self.read)
+
+    def delete(self, project_id: str, resource_id: str) -> ApiCall[Any]:
+        """Delete the resource (a 404 answer means it is already gone: None)."""
+        return ApiCall("DELETE", self.path(project_id, resource_id), json={}, none_if_missing=True)
+
+    def create(self, project_id: str, body: dict[str, Any], *, max_attempts: int = 3) -> Flow[ResourceState]:
+        """Flow: create a resource named ``body["name"]`` never twice.
+
+        The POST itself is retried only when the server certainly did not see it. After an ambiguous
+        failure (timeout, dropped connection, 5xx) the resource is looked up by name before posting
+        again: the server never answers 409 on a name clash, it would create a second, suffixed one.
+        """
+        for attempt in range(1, max_attempts + 1):
+            try:
+                created = yield ApiCall("POST", self.path(project_id), json=body, parse=self.read, idempotent=False)
+                return created  # type: ignore[no-any-return]
+            except LightningApiError as error:
+                if not error.retryable or attempt == max_attempts:
+                    raise
+            except AMBIGUOUS_ERRORS:
+                if attempt == max_attempts:
+                    raise
+            existing = yield self.find(project_id, body["name"])
+            if existing is not None:
+                return existing  # type: ignore[no-any-return]
+        raise AssertionError("unreachable")  # pragma: no cover
 
 
 JOB = ResourceKind(
@@ -205,11 +237,18 @@ MMT = ResourceKind(
 )
 
 KINDS: dict[str, ResourceKind] = {kind.name: kind for kind in (JOB, MMT)}
+# Kinds described in their own module; it registers itself in KINDS when imported.
+_KIND_MODULES = {"deployment": "airflow_provider_lightning.api.deployments"}
 
 
 def kind_named(name: str) -> ResourceKind:
     """Look a kind up by name; ValueError lists the known kinds."""
+    if name not in KINDS and name in _KIND_MODULES:
+        import importlib
+
+        importlib.import_module(_KIND_MODULES[name])
     try:
         return KINDS[name]
     except KeyError:
-        raise ValueError(f"unknown Lightning resource kind {name!r}; known: {', '.join(KINDS)}") from None
+        known = ", ".join(sorted({*KINDS, *_KIND_MODULES}))
+        raise ValueError(f"unknown Lightning resource kind {name!r}; known: {known}") from None

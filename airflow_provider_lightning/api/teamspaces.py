@@ -105,11 +105,16 @@ def _owner_name(owner_id: str, owner_type: str) -> Flow[str]:
 def job_url(
     base_url: str, teamspace: Teamspace, job_name: str, studio_name: str = "", app_id: str = "jobs"
 ) -> str:
-    """The page of a job (``app_id="jobs"``) or multi-machine job (``"mmt"``) in the web UI (reference 12.6)."""
+    """The web UI page of a job (``app_id="jobs"``), multi-machine job (``"mmt"``) or deployment (``""``).
+
+    Reference 12.6 for jobs; deployments use ``{cloud}/{owner}/{teamspace}/jobs/{name}`` (8.5).
+    """
     base = base_url.rstrip("/")
+    query = f"?app_id={app_id}" if app_id else ""
     if not (teamspace.owner and teamspace.name):
-        return f"{base}/jobs/{wire.seg(job_name)}?app_id={app_id}&project_id={wire.seg(teamspace.project_id)}"
+        project = f"project_id={wire.seg(teamspace.project_id)}"
+        return f"{base}/jobs/{wire.seg(job_name)}{query + '&' if query else '?'}{project}"
     root = f"{base}/{wire.seg(teamspace.owner)}/{wire.seg(teamspace.name)}"
     if studio_name and app_id == "jobs":
         return f"{root}/studios/{wire.seg(studio_name)}/app?app_id=jobs&job_name={wire.seg(job_name)}"
-    return f"{root}/jobs/{wire.seg(job_name)}?app_id={app_id}"
+    return f"{root}/jobs/{wire.seg(job_name)}{query}"

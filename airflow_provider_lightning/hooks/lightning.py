@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import httpx
 from airflow.sdk import BaseHook
 
 from airflow_provider_lightning import CONN_TYPE, DEFAULT_CONN_ID, __version__
-from airflow_provider_lightning.api import jobs, logs, studios, teamspaces
+from airflow_provider_lightning.api import deployments, jobs, logs, studios, teamspaces
 from airflow_provider_lightning.api.errors import LightningApiError, LightningConfigError
-from airflow_provider_lightning.api.resources import JOB, KINDS, ResourceKind, ResourceState
+from airflow_provider_lightning.api.resources import JOB, ResourceKind, ResourceState, kind_named
 from airflow_provider_lightning.api.teamspaces import Teamspace
 from airflow_provider_lightning.api.transport import Operation, RetryPolicy, Transport
 from airflow_provider_lightning.hooks.settings import ConnectionSettings
@@ -213,16 +214,16 @@ class LightningHook(BaseHook):
     def submit_job(self, request: jobs.JobRequest) -> ResourceState:
         """Create a job, multi-machine when ``num_machines >= 2`` (never twice, even when the answer is lost)."""
         request = request.validated()
-        cloudspace_id = ""
-        if request.studio:
-            studio = self.run(studios.find_studio(self.project_id, request.studio))
-            if studio is None:
-                raise LightningConfigError(
-                    f"Studio {request.studio!r} does not exist in teamspace {self.teamspace.slug}"
-                )
-            cloudspace_id = str(studio.get("id", ""))
+        cloudspace_id = self.studio_id(request.studio) if request.studio else ""
         body = request.body(cloudspace_id=cloudspace_id, default_cluster_id=self.settings.cluster_id)
         return self.run(jobs.create_job(self.project_id, body))
+
+    def studio_id(self, name: str) -> str:
+        """The id of the Studio named ``name``; LightningConfigError when the teamspace has none."""
+        studio = self.run(studios.find_studio(self.project_id, name))
+        if studio is None:
+            raise LightningConfigError(f"Studio {name!r} does not exist in teamspace {self.teamspace.slug}")
+        return str(studio.get("id", ""))
 
     def get_job(self, job_id: str) -> ResourceState:
         return self.get(JOB, job_id)
@@ -275,5 +276,25 @@ class LightningHook(BaseHook):
 
     def job_url(self, job: ResourceState, studio_name: str = "") -> str:
         """The job's (or multi-machine job's) page in the Lightning web UI."""
-        app_id = KINDS[job.kind].app_id or "jobs"
+        app_id = kind_named(job.kind).app_id
         return teamspaces.job_url(self.settings.base_url, self.teamspace, job.name, studio_name, app_id)
+
+    # -- deployments ---------------------------------------------------------------------------
+
+    def upsert_deployment(self, spec: deployments.DeploymentSpec) -> deployments.Upserted:
+        """Create the deployment, or update it only where ``spec`` differs (no new release when unchanged)."""
+        spec = spec.validated()
+        cloudspace_id = self.studio_id(spec.studio) if spec.studio else ""
+        body = spec.body(cloudspace_id=cloudspace_id, default_cluster_id=self.settings.cluster_id)
+        return self.run(deployments.upsert(self.project_id, body))
+
+    def find_deployment(self, name_or_id: str) -> ResourceState | None:
+        """A deployment by id (``dep_...``, as the SDK treats it) or by exact name; None when there is none."""
+        kind = deployments.DEPLOYMENT
+        if name_or_id.startswith("dep_"):
+            return self.run(replace(kind.get(self.project_id, name_or_id), none_if_missing=True))
+        return self.run(kind.find(self.project_id, name_or_id))
+
+    def delete_deployment(self, deployment_id: str) -> bool:
+        """Delete a deployment; False when it was already gone."""
+        return self.run(deployments.DEPLOYMENT.delete(self.project_id, deployment_id)) is not None

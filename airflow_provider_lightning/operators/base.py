@@ -66,7 +66,28 @@ def deadline_after(timeout: float | None) -> float | None:
 
 
 class LightningBaseOperator(BaseOperator):
-    """Shared constructor checks for Lightning operators (see subclasses for parameters)."""
+    """What Lightning operators share: the hook, and waiting on a trigger in the triggerer or the worker.
+
+    Subclasses set ``lightning_conn_id``, ``teamspace`` and ``deferrable`` (see their parameters).
+    """
 
     ui_color = "#792ee5"
     ui_fgcolor = "#ffffff"
+    lightning_conn_id: str
+    teamspace: str | None
+    deferrable: bool
+    _hook: Any = None
+
+    def _get_hook(self) -> Any:
+        """The operator's LightningHook (one per task run, so one HTTP client)."""
+        if self._hook is None:
+            from airflow_provider_lightning.hooks.lightning import LightningHook
+
+            self._hook = LightningHook(self.lightning_conn_id, teamspace=self.teamspace)
+        return self._hook
+
+    def wait(self, context: Any, trigger: Any, method_name: str = "execute_complete", **kwargs: Any) -> Any:
+        """Wait on ``trigger``: defer when deferrable, else run the same wait here; then call ``method_name``."""
+        if self.deferrable:
+            self.defer(trigger=trigger, method_name=method_name, kwargs=kwargs or None)
+        return getattr(self, method_name)(context, trigger.run_sync(self._get_hook().settings), **kwargs)

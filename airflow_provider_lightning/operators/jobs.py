@@ -159,13 +159,6 @@ class LightningJobOperator(LightningBaseOperator):
 
     # -- execution -----------------------------------------------------------------------------
 
-    def _get_hook(self) -> Any:
-        if self._hook is None:
-            from airflow_provider_lightning.hooks.lightning import LightningHook
-
-            self._hook = LightningHook(self.lightning_conn_id, teamspace=self.teamspace)
-        return self._hook
-
     def _attach_or_submit(self, context: Any, request: Any) -> Any:
         from airflow_provider_lightning.api.phases import Phase
 
@@ -224,9 +217,7 @@ class LightningJobOperator(LightningBaseOperator):
         )
         if job.phase.is_terminal:  # re-attached to a finished job: no need to wait
             return self.execute_complete(context, _terminal_event(job))
-        if self.deferrable:
-            self.defer(trigger=trigger, method_name="execute_complete", kwargs={"url": url})
-        return self.execute_complete(context, trigger.run_sync(self._get_hook().settings), url=url)
+        return self.wait(context, trigger, url=url)
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None, url: str = "") -> Any:
         """Resume after the wait: return the job summary, or stop/raise with the job's reason."""

@@ -9,7 +9,7 @@ from airflow.sdk import BaseSensorOperator
 
 from airflow_provider_lightning import DEFAULT_CONN_ID
 from airflow_provider_lightning.api.phases import Phase
-from airflow_provider_lightning.links import JOB_URL_KEY, LightningJobLink, LightningMultiMachineJobLink
+from airflow_provider_lightning.links import LightningDeploymentLink, LightningJobLink, LightningMultiMachineJobLink
 from airflow_provider_lightning.operators.base import default_deferrable
 
 
@@ -77,23 +77,26 @@ class LightningJobSensor(BaseSensorOperator):
             return hook.get(kind, self.job_id)
         state = hook.find_job(self.job_name, kind=kind)
         if state is None:
-            raise LightningConfigError(f"no Lightning job named {self.job_name!r} in teamspace {hook.teamspace.slug}")
+            raise LightningConfigError(f"no {kind.label} named {self.job_name!r} in teamspace {hook.teamspace.slug}")
         self.job_id = state.id
-        context["ti"].xcom_push(key=JOB_URL_KEY, value=hook.job_url(state))
+        context["ti"].xcom_push(key=self.operator_extra_links[0].xcom_key_for_url, value=hook.job_url(state))
         return state
 
     def _check(self, state: Any) -> bool:
         from airflow.sdk.exceptions import AirflowFailException
 
+        from airflow_provider_lightning.api.resources import kind_named
+
+        label = kind_named(self.kind_name).label
         if state.phase.value in self.target_phases:
-            self.log.info("Lightning job %s is %s", state.name, state.phase.value)
+            self.log.info("%s %s is %s", label, state.name, state.phase.value)
             return True
         if state.phase.is_terminal:
             raise AirflowFailException(
-                f"Lightning job {state.name} ended in phase {state.phase.value}, which can never become "
+                f"{label} {state.name} ended in phase {state.phase.value}, which can never become "
                 f"{' or '.join(self.target_phases)}: {state.message or state.raw_state}"
             )
-        self.log.info("Lightning job %s is %s; waiting for %s", state.name, state.phase.value, self.target_phases)
+        self.log.info("%s %s is %s; waiting for %s", label, state.name, state.phase.value, self.target_phases)
         return False
 
     def poke(self, context: Any) -> bool:
@@ -146,3 +149,54 @@ class LightningMultiMachineJobSensor(LightningJobSensor):
 
     operator_extra_links = (LightningMultiMachineJobLink(),)
     kind_name = "mmt"
+
+
+class LightningDeploymentSensor(LightningJobSensor):
+    """Wait until an existing Lightning deployment is ready (serving) or stopped (no replica left).
+
+    Fails at once when the deployment fails, or is stopped while waiting for ``ready``.
+
+    :param deployment_name: name of the deployment (exclusive with ``deployment_id``).
+    :param deployment_id: id (``dep_...``) of the deployment (exclusive with ``deployment_name``).
+    :param target_state: ``"ready"`` or ``"stopped"``.
+    :param teamspace: teamspace (``owner/name``) overriding the connection's.
+    :param lightning_conn_id: Airflow connection id of type ``lightning``.
+    :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
+    """
+
+    template_fields: Sequence[str] = ("deployment_name", "deployment_id", "teamspace")
+    operator_extra_links = (LightningDeploymentLink(),)
+    kind_name = "deployment"
+    TARGETS = {"ready": Phase.RUNNING.value, "stopped": Phase.STOPPED.value}
+
+    def __init__(
+        self,
+        *,
+        deployment_name: str | None = None,
+        deployment_id: str | None = None,
+        target_state: str = "ready",
+        **kwargs: Any,
+    ) -> None:
+        if target_state not in self.TARGETS:
+            raise ValueError(f"target_state must be 'ready' or 'stopped', got {target_state!r}")
+        if bool(deployment_name) == bool(deployment_id):
+            raise ValueError("give exactly one of deployment_name= or deployment_id=")
+        super().__init__(job_name=deployment_name, job_id=deployment_id, target_phase=self.TARGETS[target_state],
+                         **kwargs)
+        self.target_state = target_state
+
+    @property
+    def deployment_name(self) -> str:
+        return self.job_name
+
+    @deployment_name.setter
+    def deployment_name(self, value: str) -> None:
+        self.job_name = value
+
+    @property
+    def deployment_id(self) -> str:
+        return self.job_id
+
+    @deployment_id.setter
+    def deployment_id(self, value: str) -> None:
+        self.job_id = value

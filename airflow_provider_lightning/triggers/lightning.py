@@ -44,6 +44,9 @@ class LightningPhaseTrigger(BaseTrigger):
         True only for resources this task started.
     :param max_poll_errors: consecutive failed polls (after the transport's own retries) before giving up.
     :param resource_name: display name for log messages.
+    :param failing_grace: seconds a resource may report failing replicas without becoming ready before the
+        wait fails; None never fails on that alone.
+    :param kill_action: what ``on_kill`` does to the resource: ``"stop"`` or ``"delete"``.
     """
 
     def __init__(
@@ -62,6 +65,8 @@ class LightningPhaseTrigger(BaseTrigger):
         stop_on_kill: bool = False,
         max_poll_errors: int = 5,
         resource_name: str = "",
+        failing_grace: float | None = None,
+        kill_action: str = "stop",
     ) -> None:
         super().__init__()
         kind_named(kind)
@@ -78,6 +83,10 @@ class LightningPhaseTrigger(BaseTrigger):
         self.stop_on_kill = stop_on_kill
         self.max_poll_errors = int(max_poll_errors)
         self.resource_name = resource_name
+        self.failing_grace = None if failing_grace is None else float(failing_grace)
+        if kill_action not in ("stop", "delete"):
+            raise ValueError(f"kill_action must be 'stop' or 'delete', got {kill_action!r}")
+        self.kill_action = kill_action
         self._settings: ConnectionSettings | None = None  # set by the sync driver, never serialized
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -97,6 +106,8 @@ class LightningPhaseTrigger(BaseTrigger):
                 "stop_on_kill": self.stop_on_kill,
                 "max_poll_errors": self.max_poll_errors,
                 "resource_name": self.resource_name,
+                "failing_grace": self.failing_grace,
+                "kill_action": self.kill_action,
             },
         )
 
@@ -120,6 +131,10 @@ class LightningPhaseTrigger(BaseTrigger):
         hook = self._hook()
         kind = kind_named(self.kind)
         try:
+            if self.kill_action == "delete":
+                await hook.arun(kind.delete(self.project_id, self.resource_id))
+                self.log.warning("Task killed: deleted %s %s (%s)", kind.label, self.resource_name, self.resource_id)
+                return
             state = await hook.arun(kind.get(self.project_id, self.resource_id))
             if not state.phase.is_terminal:
                 await hook.arun(kind.stop(self.project_id, self.resource_id))
@@ -154,6 +169,7 @@ class PhaseWait:
         self.ranks: dict[str, int] = {}  # sub-job id -> machine rank (multi-machine kinds)
         self.log = trigger.log
         self.label = f"{self.kind.label} {trigger.resource_name or trigger.resource_id}"
+        self.failing_since: float | None = None
 
     def _event(
         self, status: str, state: ResourceState | None, message: str, tail: list[str] | None = None
@@ -257,3 +273,18 @@ class PhaseWait:
                 return self._event(SUCCESS, state, f"{self.label} is {state.phase.value}")
             if state.phase.is_terminal:
                 return await self._failure(state)
+            if self._failing_too_long(state):
+                await self._read_logs(state)
+                return self._event(
+                    FAILED, state, f"{self.label} kept failing for {self.t.failing_grace:.0f} s without becoming "
+                    f"ready: {state.message or state.raw_state or 'replicas failing'}",
+                )
+
+    def _failing_too_long(self, state: ResourceState) -> bool:
+        """Whether the resource has reported failing replicas for longer than the grace period."""
+        if not state.failing or self.t.failing_grace is None:
+            self.failing_since = None
+            return False
+        now = time.time()
+        self.failing_since = self.failing_since or now
+        return now - self.failing_since >= self.t.failing_grace
