@@ -21,7 +21,7 @@ import httpx
 from airflow_provider_lightning.simulator import LightningSimulator
 
 ROOT = Path(__file__).resolve().parent.parent
-DAG_ID = sys.argv[1] if len(sys.argv) > 1 else "example_lightning_job"
+DAG_IDS = sys.argv[1:] or ["example_lightning_job", "example_lightning_deployment"]
 
 
 def job_log(sim: LightningSimulator, job_id: str) -> list[str]:
@@ -29,6 +29,24 @@ def job_log(sim: LightningSimulator, job_id: str) -> list[str]:
     answer = httpx.get(f"{sim.url}/v1/projects/{sim.project_id}/page-logs", params={"jobIds": job_id},
                        auth=(sim.user_id, sim.api_key), timeout=10)
     return [entry["message"] for entry in answer.json().get("entries", [])]
+
+
+def run_dag(airflow: str, env: dict[str, str], dag_id: str) -> int:
+    """``airflow dags test <dag_id>``; prints the interesting lines and returns the exit code."""
+    print(f"== airflow dags test {dag_id} (deferrable)", flush=True)
+    started = time.monotonic()
+    proc = subprocess.run([airflow, "dags", "test", dag_id], env=env, capture_output=True, text=True)
+    output = proc.stdout + proc.stderr
+    markers = ("Submitted", " page: ", "Pausing task as DEFERRED", "LightningPhaseTrigger", "completed in",
+               " is completed", "Deployment ", "model answered", "DagRun Finished", "ERROR", "Traceback")
+    interesting = [line for line in output.splitlines() if any(k in line for k in markers)]
+    for line in interesting[-60:]:
+        text = line.split("] ", 1)[-1] if "[info" in line else line
+        print(f"   {text[:200]}")
+    print(f"   ({dag_id}: exit code {proc.returncode} after {time.monotonic() - started:.1f} s)")
+    if proc.returncode != 0:
+        print(output[-4000:])
+    return proc.returncode
 
 
 def main() -> int:
@@ -50,26 +68,22 @@ def main() -> int:
         }
         print("== airflow db migrate", flush=True)
         subprocess.run([airflow, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
-        print(f"== airflow dags test {DAG_ID} (deferrable)", flush=True)
-        started = time.monotonic()
-        proc = subprocess.run([airflow, "dags", "test", DAG_ID], env=env, capture_output=True, text=True)
-        elapsed = time.monotonic() - started
-        output = proc.stdout + proc.stderr
-        markers = ("Submitted", " page: ", "Pausing task as DEFERRED", "LightningPhaseTrigger", "completed in",
-                   " is completed", "DagRun Finished", "ERROR", "Traceback")
-        interesting = [line for line in output.splitlines() if any(k in line for k in markers)]
-        for line in interesting[-60:]:
-            text = line.split("] ", 1)[-1] if "[info" in line else line
-            print(f"   {text[:200]}")
-        print(f"== jobs in the simulator (after {elapsed:.1f} s):")
+        results = [run_dag(airflow, env, dag_id) for dag_id in DAG_IDS]
+        print("== jobs in the simulator:")
         for job in sim.jobs():
             print(f"   {job['name']}: {job['state']} on {job['spec'].get('instanceName')} ({job['id']})")
             for entry in job_log(sim, job["id"]):
                 print(f"      | {entry}")
-        ok = proc.returncode == 0 and all(job["state"] == "completed" for job in sim.jobs())
-        print(f"== outcome: {'SUCCESS' if ok else 'FAILED'} (airflow dags test exit code {proc.returncode})")
-        if not ok:
-            print(output[-4000:])
+        print("== deployments in the simulator:")
+        for deployment in sim.deployments():
+            status = deployment.get("status", {})
+            print(f"   {deployment['name']}: {deployment.get('currentState')}, replicas {deployment.get('replicas')}, "
+                  f"release {deployment.get('releaseId')}, urls {status.get('urls')}")
+        jobs_ok = all(job["state"] == "completed" for job in sim.jobs())
+        deployments_stopped = all(int(d.get("replicas") or 0) == 0 for d in sim.deployments())
+        ok = all(code == 0 for code in results) and jobs_ok and deployments_stopped
+        print(f"== outcome: {'SUCCESS' if ok else 'FAILED'} (airflow dags test exit codes {results}, "
+              f"jobs completed: {jobs_ok}, deployments stopped: {deployments_stopped})")
         return 0 if ok else 1
 
 

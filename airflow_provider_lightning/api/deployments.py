@@ -79,6 +79,7 @@ def read_deployment(data: Any) -> ResourceState:
         raise ValueError("a deployment has no id")
     phase, failing = deployment_phase(data)
     status = wire.field(data, "status", {})
+    urls = wire.field(status, "urls", [])
     return ResourceState(
         kind="deployment",
         id=wire.text(data, "id"),
@@ -90,18 +91,19 @@ def read_deployment(data: Any) -> ResourceState:
         total_cost=wire.number(data, "total_cost"),
         cloudspace_id=wire.text(data, "cloudspace_id"),
         failing=failing,
+        detail={"urls": [u for u in urls if isinstance(u, str)] if isinstance(urls, list) else [],
+                "release_id": wire.text(data, "release_id")},
         raw=data,
     )
 
 
 def urls_of(state: ResourceState) -> list[str]:
     """The deployment's public base URLs (``status.urls``)."""
-    urls = wire.field(wire.field(state.raw, "status", {}), "urls", [])
-    return [u for u in urls if isinstance(u, str)] if isinstance(urls, list) else []
+    return list(state.detail.get("urls") or [])
 
 
 def release_of(state: ResourceState) -> str:
-    return wire.text(state.raw, "release_id")
+    return str(state.detail.get("release_id") or "")
 
 
 def _scale_to_zero(project_id: str, deployment_id: str) -> Flow[ResourceState]:
@@ -320,7 +322,6 @@ class DeploymentSpec:
         env = [{"name": k, "value": v} for k, v in self.env.items()]
         env += [{"name": k, "fromSecret": v} for k, v in self.secrets.items()]
         spec: dict[str, Any] = {
-            "clusterId": cluster,
             "command": self.command,
             "env": env,
             "image": self.image,
@@ -328,6 +329,8 @@ class DeploymentSpec:
             "instanceName": self.machine,
             "spot": bool(self.interruptible),
         }
+        if cluster:  # empty: Lightning chooses, and an upsert does not fight its choice
+            spec["clusterId"] = cluster
         if self.entrypoint:
             spec["entrypoint"] = self.entrypoint
         if self.health_check is not None:

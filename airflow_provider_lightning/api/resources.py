@@ -33,6 +33,7 @@ class ResourceState:
     total_cost: float | None = None
     cloudspace_id: str = ""
     failing: bool = False
+    detail: dict[str, Any] = field(default_factory=dict)  # small JSON values a kind carries in events (urls)
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
@@ -151,6 +152,11 @@ class ResourceKind:
     :param app_id: ``app_id`` of the resource's page in the web UI.
     :param has_machines: the resource runs several machines whose sub-jobs carry a ``rank``.
     :param stop_flow: builds the stop operation when a fixed ``stop_body`` is not enough (read, then write).
+    :param status_path: path under the resource read for its phase (``codestatus``); empty reads the resource.
+    :param resource_path: builds the resource path from (project id, resource id) when it is not
+        ``collection/id`` (a Studio command session).
+    :param output_field: the resource's answer carries its whole output in this field; the trigger streams
+        the new part of it instead of reading page-logs.
     """
 
     name: str
@@ -164,14 +170,20 @@ class ResourceKind:
     app_id: str = ""
     has_machines: bool = False
     stop_flow: Callable[[str, str], Operation[ResourceState]] | None = None
+    status_path: str = ""
+    resource_path: Callable[[str, str], str] | None = None
+    output_field: str = ""
 
     def path(self, project_id: str, resource_id: str = "") -> str:
+        if resource_id and self.resource_path is not None:
+            return self.resource_path(project_id, resource_id)
         base = f"/v1/projects/{wire.seg(project_id)}/{self.collection}"
         return f"{base}/{wire.seg(resource_id)}" if resource_id else base
 
     def get(self, project_id: str, resource_id: str) -> ApiCall[ResourceState]:
-        """Read one resource by id."""
-        return ApiCall("GET", self.path(project_id, resource_id), parse=self.read)
+        """Read one resource's phase by id."""
+        suffix = f"/{self.status_path}" if self.status_path else ""
+        return ApiCall("GET", self.path(project_id, resource_id) + suffix, parse=self.read)
 
     def find(self, project_id: str, name: str) -> ApiCall[ResourceState | None]:
         """Find one resource by exact name; None when there is none."""
@@ -238,7 +250,11 @@ MMT = ResourceKind(
 
 KINDS: dict[str, ResourceKind] = {kind.name: kind for kind in (JOB, MMT)}
 # Kinds described in their own module; it registers itself in KINDS when imported.
-_KIND_MODULES = {"deployment": "airflow_provider_lightning.api.deployments"}
+_KIND_MODULES = {
+    "deployment": "airflow_provider_lightning.api.deployments",
+    "studio": "airflow_provider_lightning.api.studios",
+    "studio_command": "airflow_provider_lightning.api.studios",
+}
 
 
 def kind_named(name: str) -> ResourceKind:

@@ -276,7 +276,8 @@ class LightningDeploymentOperator(LightningBaseOperator):
         from airflow_provider_lightning.api.deployments import DEPLOYMENT
 
         try:
-            self._get_hook().stop(DEPLOYMENT, self._deployment_id)
+            hook = self._get_hook()
+            hook.run(DEPLOYMENT.stop(hook.project_id, self._deployment_id))  # also when FAILED: replicas may retry
         except Exception as stop_error:  # never mask the original failure
             return f"; scaling the deployment this task created to zero failed: {stop_error}"
         return "; the deployment this task created was scaled to zero"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from airflow.sdk import BaseSensorOperator
@@ -30,8 +31,9 @@ class LightningJobSensor(BaseSensorOperator):
     """
 
     template_fields: Sequence[str] = ("job_name", "job_id", "teamspace")
-    operator_extra_links = (LightningJobLink(),)
+    operator_extra_links: tuple[Any, ...] = (LightningJobLink(),)
     kind_name = "job"
+    restartable = False  # a stopped resource of this kind can run again (keep waiting instead of failing)
 
     def __init__(
         self,
@@ -91,7 +93,7 @@ class LightningJobSensor(BaseSensorOperator):
         if state.phase.value in self.target_phases:
             self.log.info("%s %s is %s", label, state.name, state.phase.value)
             return True
-        if state.phase.is_terminal:
+        if state.phase.is_terminal and (not self.restartable or state.phase is Phase.FAILED):
             raise AirflowFailException(
                 f"{label} {state.name} ended in phase {state.phase.value}, which can never become "
                 f"{' or '.join(self.target_phases)}: {state.message or state.raw_state}"
@@ -122,7 +124,8 @@ class LightningJobSensor(BaseSensorOperator):
                 deadline=deadline_after(float(self.timeout)) if self.timeout else None,
                 stream_logs=self.stream_logs,
                 stop_on_kill=False,
-                resource_name=state.name,
+                resource_name=state.name or self.job_name,
+                fail_on_terminal=not self.restartable,
             ),
             method_name="execute_complete",
         )
@@ -200,3 +203,41 @@ class LightningDeploymentSensor(LightningJobSensor):
     @deployment_id.setter
     def deployment_id(self, value: str) -> None:
         self.job_id = value
+
+
+class LightningStudioSensor(LightningJobSensor):
+    """Wait until a Studio runs (its files restored) or has stopped; it never starts or stops the Studio.
+
+    :param studio_name: name of the Studio.
+    :param target_state: ``"running"`` or ``"stopped"``.
+    :param teamspace: teamspace (``owner/name``) overriding the connection's.
+    :param lightning_conn_id: Airflow connection id of type ``lightning``.
+    :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
+    """
+
+    template_fields: Sequence[str] = ("studio_name", "teamspace")
+    operator_extra_links: tuple[Any, ...] = ()
+    kind_name = "studio"
+    restartable = True
+
+    def __init__(self, *, studio_name: str, target_state: str = "running", **kwargs: Any) -> None:
+        if target_state not in ("running", "stopped"):
+            raise ValueError(f"target_state must be 'running' or 'stopped', got {target_state!r}")
+        super().__init__(job_name=studio_name, target_phase=target_state, **kwargs)
+        self.target_state = target_state
+
+    @property
+    def studio_name(self) -> str:
+        return self.job_name
+
+    @studio_name.setter
+    def studio_name(self, value: str) -> None:
+        self.job_name = value
+
+    def _state(self, context: Any) -> Any:
+        from airflow_provider_lightning.api.studios import STUDIO
+
+        hook = self._get_hook()
+        if not self.job_id:
+            self.job_id = hook.studio_id(self.studio_name)
+        return replace(hook.get(STUDIO, self.job_id), id=self.job_id, name=self.studio_name)

@@ -22,7 +22,9 @@ Admin endpoints (no auth, never faulted):
   it (e.g. creates the job) and then closes the connection without answering.
 * ``GET|POST /__admin/studios`` (POST ``{"name": ...}``)
 * ``GET /__admin/requests``, ``POST /__admin/reset-requests`` (or ``DELETE /__admin/requests``)
-* ``GET /__admin/jobs``, ``GET /__admin/mmts``
+* ``GET /__admin/jobs``, ``GET /__admin/mmts``, ``GET /__admin/deployments``
+* ``GET /__admin/clock`` (``{now, offsetSeconds}``), ``POST /__admin/clock`` with ``{"advanceSeconds": N}``
+  or ``{"set": "<RFC3339>"}``: the schedule clock only moves forward
 
 Timed jobs (``timed_jobs=True`` / ``--timed-jobs``): a job whose ``spec.env`` has
 ``SIM_DURATION_SECONDS`` and ``SIM_EXIT_CODE`` runs no process and ends on a timer. In a
@@ -35,6 +37,24 @@ command with ``NODE_RANK``, ``WORLD_SIZE``, ``NUM_NODES``, ``MASTER_ADDR=127.0.0
 ``LIGHTNING_MMT_ID``. The MMT's state is derived from its ranks (see :mod:`.mmt`); the first failing
 rank stops the others and fails the MMT; ``GET /page-logs?mmtId=`` merges every rank's lines.
 Python API: ``sim.mmts()``, ``sim.get_mmt(id)``, ``sim.mmt_jobs(id)``, ``sim.wait_for_mmt(id)``.
+
+Studios (``/v1/projects/{id}/cloudspaces``, see :mod:`.studios`): start (PENDING, then RUNNING with a new
+``cloudSpaceInstanceId``), stop, max runtime, machine switch, and ``execute`` running ``bash -c`` for real
+in the Studio's folder (NDJSON ``stream`` with ``exitCode`` -1 while running). Python API:
+``sim.studio_phase(name)``, ``sim.wait_for_studio(name, phase)``, ``sim.studio_commands(name)``.
+
+Schedules (``/v1/projects/{id}/schedules``, see :mod:`.schedules`) fire on a simulated clock that ticks
+with real time and can be moved forward; Studio schedules run their command in the Studio (or START/STOP
+it). Python API: ``sim.clock_now()``, ``sim.advance_clock(seconds)``, ``sim.set_clock(when)``,
+``sim.schedule_runs(id_or_name)``.
+
+Deployments (``/v1/projects/{id}/deployments``, see :mod:`.deployments`): PENDING, then RUNNING once the
+replicas (synthetic jobs listed by ``GET /jobs?deploymentId=``, logs by ``GET /page-logs?deploymentId=``) are
+ready; a PUT changing a release field makes a new release rolled out while the old replicas serve;
+``autoscaling.maxReplicas`` 0 stops it. ``spec.env`` ``LIGHTNING_SIM_DEPLOYMENT=fail`` or ``=crashloop`` makes
+the replicas fail or crash-loop. A ready deployment is served at ``{url}/serve/{deploymentId}`` (``GET /health``,
+anything else echoed as JSON; ``endpoint.auth`` enforced). Python API: ``sim.deployments()``,
+``sim.get_deployment(id_or_name)``, ``sim.wait_for_deployment(id_or_name, "RUNNING" or predicate)``.
 """
 
 from __future__ import annotations

@@ -56,6 +56,9 @@ class Request:
     body: Any
     headers: dict[str, str]
     base_url: str
+    raw_body: bytes = b""
+    raw_query: str = ""
+    authorization: str = ""  # kept out of ``headers``; only the served deployment endpoints read it
 
     def q(self, name: str, default: str = "") -> str:
         """First value of query parameter ``name`` (camelCase; snake_case was normalised)."""
@@ -87,19 +90,30 @@ Handler = Callable[[Request], Any]
 
 @dataclass
 class Route:
-    """A method plus a path pattern such as ``/v1/projects/{projectId}/jobs/{id}``."""
+    """A method plus a path pattern such as ``/v1/projects/{projectId}/jobs/{id}``.
+
+    A last segment ``{name*}`` matches the rest of the path (zero or more segments). A ``raw`` route
+    gets its body unparsed (``Request.raw_body``) instead of as JSON.
+    """
 
     method: str
     segments: list[str]
     handler: Handler
     auth: bool = True
+    raw: bool = False
 
     def match(self, method: str, parts: list[str]) -> dict[str, str] | None:
         """Path parameters if ``parts`` matches (``None`` otherwise)."""
-        if method != self.method or len(parts) != len(self.segments):
+        segments, params = self.segments, {}
+        if segments and segments[-1].endswith("*}"):
+            segments = segments[:-1]
+            if len(parts) < len(segments):
+                return None
+            params[self.segments[-1][1:-2]] = unquote("/".join(parts[len(segments) :]))
+            parts = parts[: len(segments)]
+        if method != self.method or len(parts) != len(segments):
             return None
-        params: dict[str, str] = {}
-        for pattern, part in zip(self.segments, parts, strict=True):
+        for pattern, part in zip(segments, parts, strict=True):
             if pattern.startswith("{") and pattern.endswith("}"):
                 params[pattern[1:-1]] = unquote(part)
             elif pattern != part:
@@ -138,9 +152,9 @@ class Api:
 
     # ---------------------------------------------------------- registration
 
-    def add(self, method: str, pattern: str, handler: Handler, auth: bool = True) -> None:
-        """Register a route (earlier routes win)."""
-        self.routes.append(Route(method, pattern.lstrip("/").split("/"), handler, auth))
+    def add(self, method: str, pattern: str, handler: Handler, auth: bool = True, raw: bool = False) -> None:
+        """Register a route (earlier routes win; see :class:`Route` for ``raw``)."""
+        self.routes.append(Route(method, pattern.lstrip("/").split("/"), handler, auth, raw))
 
     def _register(self) -> None:
         a = self.add
@@ -158,6 +172,12 @@ class Api:
         a("DELETE", "/__admin/requests", self.admin_reset_requests, auth=False)
         a("GET", "/__admin/jobs", lambda r: {"jobs": self.store.all_jobs()}, auth=False)
         a("GET", "/__admin/mmts", lambda r: {"multiMachineJobs": self.store.all_mmts()}, auth=False)
+        a("GET", "/__admin/clock", lambda r: self.store.schedule_service.clock(), auth=False)
+        a("POST", "/__admin/clock", lambda r: self.store.schedule_service.move_clock(r.json_body()), auth=False)
+        a("GET", "/__admin/deployments", self.admin_deployments, auth=False)
+        # served deployment endpoints (their own auth, see .deployments)
+        for method in ("GET", "POST", "PUT", "DELETE", "PATCH"):
+            a(method, "/serve/{id}/{path*}", self.serve_deployment, auth=False, raw=True)
         # signed log URLs (no Authorization header, like a cloud-storage link)
         a("GET", "/__sim/logs/{id}", self.signed_log_text, auth=False)
         a("GET", "/__sim/jobs/{id}/log-pages/{page}", self.signed_log_page, auth=False)
@@ -182,11 +202,31 @@ class Api:
         a("GET", "/v1/core/accelerators", self.default_accelerators)
         a("GET", "/v1/projects/{projectId}/clusters", self.project_clusters)
         a("GET", "/v1/projects/{projectId}/clusters/{id}/accelerators", self.project_cluster_accelerators)
-        # studios
+        # studios (see .studios)
         a("GET", "/v1/projects/{projectId}/cloudspaces", self.list_studios)
+        a("POST", "/v1/projects/{projectId}/cloudspaces", self.create_studio)
         a("GET", "/v1/projects/{projectId}/cloudspaces/{id}", self.get_studio)
+        a("DELETE", "/v1/projects/{projectId}/cloudspaces/{id}", self.delete_studio)
+        a("POST", "/v1/projects/{projectId}/cloudspaces/{id}/start", self.start_studio)
+        a("POST", "/v1/projects/{projectId}/cloudspaces/{id}/stop", self.stop_studio)
         a("GET", "/v1/projects/{projectId}/cloudspaces/{id}/codestatus", self.studio_codestatus)
         a("GET", "/v1/projects/{projectId}/cloudspaces/{id}/codeconfig", self.studio_codeconfig)
+        a("PUT", "/v1/projects/{projectId}/cloudspaces/{id}/codeconfig", self.update_studio_codeconfig)
+        a("POST", "/v1/projects/{projectId}/cloudspaces/{id}/switch-confirm", self.studio_switch_confirm)
+        a("POST", "/v1/projects/{projectId}/cloudspaces/{id}/keep-alive", self.studio_keep_alive)
+        a("POST", "/v1/projects/{projectId}/cloudspaces/{id}/execute", self.studio_execute)
+        a("GET", "/v1/projects/{projectId}/cloudspaces/{id}/execute/{session}/stream", self.studio_command_stream)
+        a("GET", "/v1/projects/{projectId}/cloudspaces/{id}/execute/{session}", self.studio_command)
+        # schedules (see .schedules)
+        a("POST", "/v1/projects/{projectId}/schedules", self.create_schedule)
+        a("GET", "/v1/projects/{projectId}/schedules", self.list_schedules)
+        a("GET", "/v1/projects/{projectId}/schedules/{id}", self.get_schedule)
+        a("PUT", "/v1/projects/{projectId}/schedules/{id}", self.update_schedule)
+        a("DELETE", "/v1/projects/{projectId}/schedules/{id}", self.delete_schedule)
+        runs = "/v1/projects/{projectId}/cloudspaces/{cloudspaceId}/schedules/{scheduleId}/runs"
+        a("POST", runs, self.trigger_schedule_run)
+        a("GET", runs, self.list_schedule_runs)
+        a("GET", runs + "/{runId}", self.get_schedule_run)
         # jobs
         a("POST", "/v1/projects/{projectId}/jobs", self.create_job)
         a("GET", "/v1/projects/{projectId}/jobs", self.list_jobs)
@@ -208,7 +248,18 @@ class Api:
         a("GET", "/v1/projects/{projectId}/multi-machine-jobs/{id}", self.get_mmt)
         a("PUT", "/v1/projects/{projectId}/multi-machine-jobs/{id}", self.update_mmt)
         a("DELETE", "/v1/projects/{projectId}/multi-machine-jobs/{id}", self.delete_mmt)
+        # deployments (see .deployments)
+        a("POST", "/v1/projects/{projectId}/deployments", self.create_deployment)
+        a("GET", "/v1/projects/{projectId}/deployments", self.list_deployments)
+        a("GET", "/v1/projects/{projectId}/deployments/{name}/getbyname", self.get_deployment_by_name)
+        a("GET", "/v1/projects/{projectId}/deployments/{id}/status", self.deployment_status)
+        a("GET", "/v1/projects/{projectId}/deployments/{id}/events", self.deployment_events)
+        a("GET", "/v1/projects/{projectId}/deployments/{id}/releases", self.deployment_releases)
+        a("GET", "/v1/projects/{projectId}/deployments/{id}", self.get_deployment)
+        a("PUT", "/v1/projects/{projectId}/deployments/{id}", self.update_deployment)
+        a("DELETE", "/v1/projects/{projectId}/deployments/{id}", self.delete_deployment)
         a("GET", "/v1/projects/{projectOwnerName}/{projectName}/jobs/{jobName}", self.get_job_by_slugs)
+        a("GET", "/v1/projects/{owner}/{teamspace}/deployments/{name}", self.get_deployment_by_slugs)
 
     def resolve(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         """The first route matching ``method`` and ``path``."""
@@ -259,6 +310,9 @@ class Api:
 
     def admin_add_studio(self, req: Request) -> dict[str, Any]:
         return self.store.add_studio(as_str(req.json_body().get("name")))
+
+    def admin_deployments(self, req: Request) -> dict[str, Any]:
+        return {"deployments": self.store.deployments.all_deployments()}
 
     def admin_requests(self, req: Request) -> dict[str, Any]:
         return {"requests": [r.to_api() for r in self.request_log.snapshot()]}
@@ -388,13 +442,76 @@ class Api:
     def get_studio(self, req: Request) -> dict[str, Any]:
         return self.store.get_studio(req.params["projectId"], req.params["id"])
 
+    def create_studio(self, req: Request) -> dict[str, Any]:
+        return self.store.studio_service.create(req.params["projectId"], req.json_body())
+
+    def delete_studio(self, req: Request) -> dict[str, Any]:
+        return self.store.studio_service.delete(req.params["projectId"], req.params["id"])
+
+    def start_studio(self, req: Request) -> dict[str, Any]:
+        return self.store.studio_service.start(req.params["projectId"], req.params["id"], req.json_body())
+
+    def stop_studio(self, req: Request) -> dict[str, Any]:
+        return self.store.studio_service.stop(req.params["projectId"], req.params["id"])
+
     def studio_codestatus(self, req: Request) -> dict[str, Any]:
-        self.store.get_studio(req.params["projectId"], req.params["id"])
-        return {"inUse": None, "requested": None, "collabStatus": None, "collabSession": None}
+        return self.store.studio_service.code_status(req.params["projectId"], req.params["id"])
 
     def studio_codeconfig(self, req: Request) -> dict[str, Any]:
-        studio = self.store.get_studio(req.params["projectId"], req.params["id"])
-        return studio["codeConfig"]
+        return self.store.studio_service.code_config(req.params["projectId"], req.params["id"])
+
+    def update_studio_codeconfig(self, req: Request) -> dict[str, Any]:
+        p = req.params
+        return self.store.studio_service.update_code_config(p["projectId"], p["id"], req.json_body())
+
+    def studio_switch_confirm(self, req: Request) -> dict[str, Any]:
+        return self.store.studio_service.switch_confirm(req.params["projectId"], req.params["id"])
+
+    def studio_keep_alive(self, req: Request) -> dict[str, Any]:
+        return self.store.studio_service.keep_alive(req.params["projectId"], req.params["id"])
+
+    def studio_execute(self, req: Request) -> dict[str, Any]:
+        return self.store.studio_service.execute(req.params["projectId"], req.params["id"], req.json_body())
+
+    def studio_command(self, req: Request) -> dict[str, Any]:
+        p = req.params
+        return self.store.studio_service.command_result(p["projectId"], p["id"], p["session"])
+
+    def studio_command_stream(self, req: Request) -> Response:
+        # NDJSON (one StreamResult per line) although the content type says JSON, like the platform
+        p = req.params
+        lines = self.store.studio_service.command_stream(p["projectId"], p["id"], p["session"])
+        payload = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines)
+        return Response(raw=payload.encode("utf-8"))
+
+    # ------------------------------------------------------------ schedules
+
+    def create_schedule(self, req: Request) -> dict[str, Any]:
+        return self.store.schedule_service.create(req.params["projectId"], req.json_body())
+
+    def list_schedules(self, req: Request) -> dict[str, Any]:
+        return self.store.schedule_service.list_schedules(req.params["projectId"], req.query)
+
+    def get_schedule(self, req: Request) -> dict[str, Any]:
+        return self.store.schedule_service.get(req.params["projectId"], req.params["id"])
+
+    def update_schedule(self, req: Request) -> dict[str, Any]:
+        return self.store.schedule_service.update(req.params["projectId"], req.params["id"], req.json_body())
+
+    def delete_schedule(self, req: Request) -> dict[str, Any]:
+        return self.store.schedule_service.delete(req.params["projectId"], req.params["id"])
+
+    def trigger_schedule_run(self, req: Request) -> dict[str, Any]:
+        p = req.params
+        return self.store.schedule_service.trigger(p["projectId"], p["cloudspaceId"], p["scheduleId"])
+
+    def list_schedule_runs(self, req: Request) -> dict[str, Any]:
+        p = req.params
+        return self.store.schedule_service.list_runs(p["projectId"], p["cloudspaceId"], p["scheduleId"])
+
+    def get_schedule_run(self, req: Request) -> dict[str, Any]:
+        p = req.params
+        return self.store.schedule_service.get_run(p["projectId"], p["cloudspaceId"], p["scheduleId"], p["runId"])
 
     # ----------------------------------------------------------------- jobs
 
@@ -484,6 +601,44 @@ class Api:
 
     def mmt_events(self, req: Request) -> dict[str, Any]:
         return self.store.mmt_events(req.params["projectId"], req.params["id"], req.query)
+
+    # ---------------------------------------------------------- deployments
+
+    def create_deployment(self, req: Request) -> dict[str, Any]:
+        return self.store.deployments.create(req.params["projectId"], req.json_body())
+
+    def list_deployments(self, req: Request) -> dict[str, Any]:
+        return self.store.deployments.list_deployments(req.params["projectId"], req.query)
+
+    def get_deployment_by_name(self, req: Request) -> dict[str, Any]:
+        return self.store.deployments.get_by_name(req.params["projectId"], req.params["name"])
+
+    def get_deployment_by_slugs(self, req: Request) -> dict[str, Any]:
+        p, ident = req.params, self.identity
+        if (p["owner"], p["teamspace"]) != (ident.owner_name, ident.teamspace_name):
+            raise not_found(f"teamspace {p['owner']}/{p['teamspace']}")
+        return self.store.deployments.get_by_name(ident.project_id, p["name"])
+
+    def get_deployment(self, req: Request) -> dict[str, Any]:
+        return self.store.deployments.get(req.params["projectId"], req.params["id"])
+
+    def update_deployment(self, req: Request) -> dict[str, Any]:
+        return self.store.deployments.update(req.params["projectId"], req.params["id"], req.json_body())
+
+    def delete_deployment(self, req: Request) -> dict[str, Any]:
+        return self.store.deployments.delete(req.params["projectId"], req.params["id"])
+
+    def deployment_status(self, req: Request) -> dict[str, Any]:
+        return self.store.deployments.status(req.params["projectId"], req.params["id"])
+
+    def deployment_events(self, req: Request) -> dict[str, Any]:
+        return self.store.deployments.events(req.params["projectId"], req.params["id"], req.query)
+
+    def deployment_releases(self, req: Request) -> dict[str, Any]:
+        return self.store.deployments.list_releases(req.params["projectId"], req.params["id"])
+
+    def serve_deployment(self, req: Request) -> dict[str, Any]:
+        return self.store.deployments.serve(req.params["id"], req, self.auth.check)
 
 
 # ------------------------------------------------------------------ HTTP
@@ -647,7 +802,7 @@ class _Handler(BaseHTTPRequestHandler):
             if route.auth:
                 api.auth.check(self.headers.get("Authorization"))
             body: Any = None
-            if raw_body.strip():
+            if raw_body.strip() and not route.raw:
                 try:
                     body = json.loads(raw_body.decode("utf-8", errors="replace"))
                 except ValueError:
@@ -661,6 +816,9 @@ class _Handler(BaseHTTPRequestHandler):
                 body=body,
                 headers={k.lower(): v for k, v in self.headers.items() if k.lower() != "authorization"},
                 base_url=f"http://{host}",
+                raw_body=raw_body,
+                raw_query=query,
+                authorization=self.headers.get("Authorization") or "",
             )
             result = route.handler(req)
             return result if isinstance(result, Response) else Response(200, result)

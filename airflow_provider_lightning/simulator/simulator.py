@@ -8,22 +8,25 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from .auth import Authenticator
 from .config import SimulatorConfig
+from .deployments import DEP_RUNNING, normalize_state
 from .faults import FaultConfig, FaultInjector
 from .identity import Identity
 from .mmt import MMT_TERMINAL_STATES
 from .persistence import AutoSaver, load_state_file
 from .requestlog import RequestLog
 from .scheduler import Scheduler
+from .schedules import to_datetime
 from .server import Api, ApiHTTPServer
 from .state import TERMINAL_STATES, Store
-from .wire import now_ns, rfc3339
+from .wire import ApiError, now_ns, rfc3339
 
 DEFAULT_STUDIO = "sim-studio"
 
@@ -114,6 +117,7 @@ class LightningSimulator:
             authenticator = Authenticator(cfg.user_id, cfg.effective_username, cfg.api_key, self._secret)
             api = Api(self._store, self.identity, authenticator, self.faults, self.request_log, self._secret)
             self._server = ApiHTTPServer((cfg.host, cfg.port), api, verbose=cfg.verbose)
+            self._store.deployments.base_url = self._server.url
             self._scheduler.start()
             if self._saver is not None:
                 self._saver.start()
@@ -347,6 +351,44 @@ class LightningSimulator:
                 raise TimeoutError(f"multi-machine job {mmt_id} is still {mmt['state']!r} after {timeout} s")
             time.sleep(0.02)
 
+    def deployments(self) -> list[dict[str, Any]]:
+        """Every deployment, newest first, as ``V1Deployment`` JSON."""
+        return self.store.deployments.all_deployments()
+
+    def get_deployment(self, id_or_name: str) -> dict[str, Any] | None:
+        """One deployment as ``V1Deployment`` JSON, or ``None`` if it does not exist.
+
+        :param id_or_name: the deployment's id (``dep_...``) or name.
+        """
+        return self.store.deployments.find(id_or_name)
+
+    def wait_for_deployment(
+        self,
+        id_or_name: str,
+        until: str | Callable[[dict[str, Any]], bool] = DEP_RUNNING,
+        timeout: float = 30.0,
+    ) -> dict[str, Any]:
+        """Block until the deployment reaches a state or satisfies a predicate; raises ``TimeoutError``.
+
+        :param id_or_name: the deployment's id or name (``KeyError`` if it does not exist).
+        :param until: a ``currentState`` (``"RUNNING"`` or ``"DEPLOYMENT_STATE_RUNNING"``), or a predicate
+            called with the ``V1Deployment`` JSON.
+        :param timeout: seconds to wait at most.
+        """
+        if isinstance(until, str):
+            state = normalize_state(until)
+            until = lambda dep: dep["currentState"] == state  # noqa: E731
+        deadline = time.time() + timeout
+        while True:
+            dep = self.get_deployment(id_or_name)
+            if dep is None:
+                raise KeyError(id_or_name)
+            if until(dep):
+                return dep
+            if time.time() > deadline:
+                raise TimeoutError(f"deployment {id_or_name} is still {dep['currentState']!r} after {timeout} s")
+            time.sleep(0.02)
+
     def add_studio(self, name: str) -> dict[str, Any]:
         """Create a Studio (with an empty scratch folder) and return it as ``V1CloudSpace`` JSON."""
         return self.store.add_studio(name)
@@ -359,6 +401,47 @@ class LightningSimulator:
                 if name_or_id in (studio.id, studio.name):
                     return store.studio_dir(studio.id)
         raise KeyError(name_or_id)
+
+    def studio_phase(self, name_or_id: str) -> str:
+        """A Studio's instance phase (``CLOUD_SPACE_INSTANCE_STATE_RUNNING``, ...; ``..._STOPPED`` when stopped)."""
+        return self.store.studio_service.phase(name_or_id)
+
+    def studio_commands(self, name_or_id: str) -> list[dict[str, Any]]:
+        """Commands run in a Studio, oldest first: ``sessionName``, ``command``, ``exitCode`` (``None`` while
+        running), ``output``, ``instanceId``, ``startedAt``, ``finishedAt``."""
+        return self.store.studio_service.commands(name_or_id)
+
+    def wait_for_studio(self, name_or_id: str, phase: str, timeout: float = 30.0) -> None:
+        """Block until the Studio's phase (see :meth:`studio_phase`) is ``phase``; raises ``TimeoutError``."""
+        deadline = time.time() + timeout
+        while (current := self.studio_phase(name_or_id)) != phase:
+            if time.time() > deadline:
+                raise TimeoutError(f"Studio {name_or_id} is still {current} after {timeout} s")
+            time.sleep(0.02)
+
+    def clock_now(self) -> datetime:
+        """The simulated schedule clock (aware UTC); it ticks with real time and only moves forward."""
+        with self.store.lock:
+            return to_datetime(self.store.schedule_service.now_ns())
+
+    def advance_clock(self, seconds: float) -> datetime:
+        """Move the schedule clock forward by ``seconds`` (firing every schedule instant passed); the new time."""
+        return self._move_clock({"advanceSeconds": seconds})
+
+    def set_clock(self, when: datetime) -> datetime:
+        """Move the schedule clock forward to the aware datetime ``when``; the new time."""
+        return self._move_clock({"set": when.isoformat()})
+
+    def _move_clock(self, body: dict[str, Any]) -> datetime:
+        try:
+            self.store.schedule_service.move_clock(body)
+        except ApiError as exc:  # e.g. a move backward
+            raise ValueError(exc.message) from None
+        return self.clock_now()
+
+    def schedule_runs(self, id_or_name: str) -> list[dict[str, Any]]:
+        """The runs (``V1ScheduleRun`` plus ``scheduledAt``, ...) of a schedule by id or name, oldest first."""
+        return self.store.schedule_service.runs_of(id_or_name)
 
     def job_pid(self, job_id: str) -> int | None:
         """Process id (= process group id) of a job's running command, if any."""

@@ -49,8 +49,9 @@ from .mmt import (
 )
 from .runner import CommandRunner, image_job_argv, job_environment, make_python_shim, studio_job_argv
 from .scheduler import Scheduler
+from .schedules import ScheduleService
+from .studios import Studio, StudioService
 from .wire import (
-    GRPC_ALREADY_EXISTS,
     GRPC_FAILED_PRECONDITION,
     ApiError,
     as_bool,
@@ -278,29 +279,6 @@ class Job:
         )
 
 
-@dataclass
-class Studio:
-    """A Studio (cloudspace) with a scratch folder on disk."""
-
-    id: str
-    name: str
-    project_id: str
-    user_id: str
-    created_ns: int
-    cluster_id: str = DEFAULT_CLUSTER_ID
-
-    def to_state(self) -> dict[str, Any]:
-        """JSON form for the state file."""
-        return {
-            "id": self.id,
-            "name": self.name,
-            "projectId": self.project_id,
-            "userId": self.user_id,
-            "createdNs": self.created_ns,
-            "clusterId": self.cluster_id,
-        }
-
-
 def _page_token(value: int) -> str:
     return base64.urlsafe_b64encode(f"o:{value}".encode()).decode().rstrip("=")
 
@@ -354,6 +332,11 @@ class Store:
         self._shim_dir = make_python_shim(work_dir / "bin")
         (work_dir / "jobs").mkdir(parents=True, exist_ok=True)
         (work_dir / "studios").mkdir(parents=True, exist_ok=True)
+        self.studio_service = StudioService(self, self._changed)
+        self.schedule_service = ScheduleService(self, self.studio_service, self._changed)
+        from .deployments import Deployments  # deferred: .deployments builds on this module's Job
+
+        self.deployments = Deployments(self)
 
     # ------------------------------------------------------------- helpers
 
@@ -647,8 +630,8 @@ class Store:
         cursor = _parse_page_token(first("pageToken"))
         with self.lock:
             self.require_project(project_id)
-            if deployment_id:  # deployments are not simulated
-                return {"jobs": [], "nextPageToken": "", "previousPageToken": ""}
+            if deployment_id:  # the replicas of a deployment (see .deployments)
+                return self.deployments.list_replicas(project_id, deployment_id, states)
             ordered = list(self.jobs.values())
             if not ascending:
                 ordered.reverse()
@@ -921,10 +904,15 @@ class Store:
             mmt_id = first("mmtId")
             if mmt_id:
                 job_ids = job_ids + [j for j in self._mmt(project_id, mmt_id).job_ids if j in self.jobs]
-            if not job_ids:  # deployments / sandboxes are not simulated: nothing to read
+            deployment_id = first("deploymentId")
+            if deployment_id:  # every replica of a deployment, or those of them in jobIds
+                buffers = self.deployments.log_buffers(project_id, deployment_id, job_ids)
+            else:
+                buffers = self._log_buffers(project_id, job_ids)
+            if not buffers:  # sandboxes are not simulated: nothing to read
                 return {"entries": [], "nextPageToken": "", "followUrl": ""}
             lines = filter_lines(
-                self._log_buffers(project_id, job_ids),
+                buffers,
                 since_ns=since,
                 until_ns=until,
                 query=first("query"),
@@ -944,6 +932,9 @@ class Store:
             self.require_project(project_id)
             if job_or_mmt_id in self.jobs:
                 return self._job(project_id, job_or_mmt_id).id
+            replica = self.deployments.replica_job(job_or_mmt_id)
+            if replica is not None and replica.project_id == project_id:
+                return replica.id
             mmt = self.mmts.get(job_or_mmt_id)
             if mmt is None or mmt.project_id != project_id:
                 raise not_found(f"job {job_or_mmt_id!r}")
@@ -954,7 +945,7 @@ class Store:
     def log_text(self, job_id: str) -> str:
         """The plain-text log file of a job (``[RFC3339Nano] message`` lines)."""
         with self.lock:
-            job = self.jobs.get(job_id)
+            job = self.jobs.get(job_id) or self.deployments.replica_job(job_id)
             if job is None:
                 raise not_found(f"job {job_id!r}")
             return job.logs.text()
@@ -1317,82 +1308,16 @@ class Store:
         return self.work_dir / "studios" / studio_id
 
     def add_studio(self, name: str, project_id: str | None = None) -> dict[str, Any]:
-        """Create a Studio (409 if the name is taken) and its scratch folder."""
-        name = name.strip()
-        if not name:
-            raise invalid("studio name is required")
-        with self.lock:
-            pid = project_id or self.identity.project_id
-            self.require_project(pid)
-            if any(s.name == name and s.project_id == pid for s in self.studios.values()):
-                raise ApiError(GRPC_ALREADY_EXISTS, f"studio {name!r} already exists")
-            studio = Studio(
-                id=self._new_id("studio", self.studios),
-                name=name,
-                project_id=pid,
-                user_id=self.identity.user_id,
-                created_ns=now_ns(),
-            )
-            self.studios[studio.id] = studio
-            self.studio_dir(studio.id).mkdir(parents=True, exist_ok=True)
-            self._changed()
-            return self.render_studio(studio)
-
-    def render_studio(self, studio: Studio) -> dict[str, Any]:
-        """The Studio as ``V1CloudSpace`` JSON (instance stopped)."""
-        created = rfc3339(studio.created_ns)
-        return {
-            "id": studio.id,
-            "name": studio.name,
-            "displayName": studio.name,
-            "description": "",
-            "projectId": studio.project_id,
-            "userId": studio.user_id,
-            "clusterId": studio.cluster_id,
-            "createdAt": created,
-            "updatedAt": created,
-            "state": "CLOUD_SPACE_STATE_READY",
-            "codeStatus": {"inUse": None, "requested": None},
-            "codeConfig": {
-                "computeConfig": {"name": "cpu-4", "spot": False, "clusterOverride": ""},
-                "dataConnectionMounts": [],
-                "disableAutoShutdown": False,
-                "ide": "vscode",
-                "idleShutdownSeconds": 0,
-            },
-            "env": [],
-            "environmentTemplateId": "",
-            "machineImageVersion": "",
-            "isFavorite": False,
-            "isLocked": False,
-        }
+        """Create a Studio (409 if the name is taken) and its scratch folder (see :mod:`.studios`)."""
+        return self.studio_service.create(project_id or self.identity.project_id, {"name": name})
 
     def list_studios(self, project_id: str, query: dict[str, list[str]]) -> dict[str, Any]:
         """``GET /cloudspaces`` (``name`` filter; ``ids`` and ``userId`` honoured too)."""
-        name = (query.get("name") or [""])[0]
-        ids = {i for i in query.get("ids", []) if i}
-        user_id = (query.get("userId") or [""])[0]
-        with self.lock:
-            self.require_project(project_id)
-            studios = sorted(self.studios.values(), key=lambda s: s.created_ns, reverse=True)
-            out = [
-                self.render_studio(s)
-                for s in studios
-                if s.project_id == project_id
-                and (not name or s.name == name)
-                and (not ids or s.id in ids)
-                and (not user_id or s.user_id == user_id)
-            ]
-            return {"cloudspaces": out, "nextPageToken": "", "previousPageToken": ""}
+        return self.studio_service.list_studios(project_id, query)
 
     def get_studio(self, project_id: str, studio_id: str) -> dict[str, Any]:
         """``GET /cloudspaces/{id}``."""
-        with self.lock:
-            self.require_project(project_id)
-            studio = self.studios.get(studio_id)
-            if studio is None or studio.project_id != project_id:
-                raise not_found(f"cloudspace {studio_id!r}")
-            return self.render_studio(studio)
+        return self.studio_service.get(project_id, studio_id)
 
     # --------------------------------------------------- python API helpers
 
@@ -1421,7 +1346,7 @@ class Store:
     # ---------------------------------------------------------- persistence
 
     def to_state(self) -> dict[str, Any]:
-        """Everything needed to restore jobs, logs, Studios and tags."""
+        """Everything needed to restore jobs, logs, Studios, tags and deployments."""
         with self.lock:
             return {
                 "version": STATE_FILE_VERSION,
@@ -1429,7 +1354,9 @@ class Store:
                 "jobs": [j.to_state() for j in self.jobs.values()],
                 "mmts": [m.to_state() for m in self.mmts.values()],
                 "studios": [s.to_state() for s in self.studios.values()],
+                "schedules": self.schedule_service.to_state(),
                 "tags": list(self.tags.values()),
+                "deployments": self.deployments.to_state(),
             }
 
     def load_state(self, data: dict[str, Any]) -> None:
@@ -1438,16 +1365,10 @@ class Store:
             raise ValueError(f"unsupported state file version {data.get('version')!r}")
         with self.lock:
             for raw in data.get("studios", []):
-                studio = Studio(
-                    id=raw["id"],
-                    name=raw["name"],
-                    project_id=raw["projectId"],
-                    user_id=raw["userId"],
-                    created_ns=int(raw["createdNs"]),
-                    cluster_id=raw.get("clusterId", DEFAULT_CLUSTER_ID),
-                )
+                studio = Studio.from_state(raw, self.config.max_log_lines)
                 self.studios[studio.id] = studio
-                self.studio_dir(studio.id).mkdir(parents=True, exist_ok=True)
+                self.studio_service.resume(studio)
+            self.schedule_service.load_state(data.get("schedules") or {})
             for tag in data.get("tags", []):
                 self.tags[tag["name"]] = tag
             self._seq = int(data.get("seq", 0))
@@ -1470,6 +1391,7 @@ class Store:
                 self._loading = False
             for mmt in list(self.mmts.values()):
                 self._refresh_mmt(mmt.id)
+            self.deployments.load_state(data.get("deployments", []))
 
     def _resume(self, job: Job) -> None:
         if job.state == "pending":
@@ -1491,4 +1413,5 @@ class Store:
     def shutdown(self) -> None:
         """Kill every running command (their jobs end as failed)."""
         self.runner.kill_all()
+        self.studio_service.shutdown()
 

@@ -47,6 +47,8 @@ class LightningPhaseTrigger(BaseTrigger):
     :param failing_grace: seconds a resource may report failing replicas without becoming ready before the
         wait fails; None never fails on that alone.
     :param kill_action: what ``on_kill`` does to the resource: ``"stop"`` or ``"delete"``.
+    :param fail_on_terminal: end the wait when the resource ends in a phase that is not a target; False keeps
+        waiting (a stopped Studio can be started again).
     """
 
     def __init__(
@@ -67,6 +69,7 @@ class LightningPhaseTrigger(BaseTrigger):
         resource_name: str = "",
         failing_grace: float | None = None,
         kill_action: str = "stop",
+        fail_on_terminal: bool = True,
     ) -> None:
         super().__init__()
         kind_named(kind)
@@ -87,6 +90,7 @@ class LightningPhaseTrigger(BaseTrigger):
         if kill_action not in ("stop", "delete"):
             raise ValueError(f"kill_action must be 'stop' or 'delete', got {kill_action!r}")
         self.kill_action = kill_action
+        self.fail_on_terminal = fail_on_terminal
         self._settings: ConnectionSettings | None = None  # set by the sync driver, never serialized
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -108,6 +112,7 @@ class LightningPhaseTrigger(BaseTrigger):
                 "resource_name": self.resource_name,
                 "failing_grace": self.failing_grace,
                 "kill_action": self.kill_action,
+                "fail_on_terminal": self.fail_on_terminal,
             },
         )
 
@@ -165,6 +170,7 @@ class PhaseWait:
         self.kind = kind_named(trigger.kind)
         self.targets = {Phase(p) for p in trigger.target_phases}
         self.cursor = logs.LogCursor.from_json(trigger.log_cursor)
+        self.output_offset = int(trigger.log_cursor.get("offset", 0) or 0)  # kinds whose answer holds the output
         self.tail: deque[tuple[str, str]] = deque(maxlen=max(trigger.log_tail_lines, 1) * 8)
         self.ranks: dict[str, int] = {}  # sub-job id -> machine rank (multi-machine kinds)
         self.log = trigger.log
@@ -183,7 +189,7 @@ class PhaseWait:
             "resource": state.to_json() if state else None,
             "message": message,
             "log_tail": tail,
-            "log_cursor": self.cursor.to_json(),
+            "log_cursor": {**self.cursor.to_json(), "offset": self.output_offset},
         }
 
     async def _machines(self) -> list[ResourceState]:
@@ -216,7 +222,27 @@ class PhaseWait:
         tail = [f"[rank {ranks[rid]}] {text}" for rid, text in self.tail if rid in ranks][-self.t.log_tail_lines:]
         return self._event(FAILED, state, f"{message}. Failed machines: {details or 'unknown'}", tail)
 
+    def _read_output(self, state: ResourceState) -> None:
+        """Kinds that return their whole output on every read: write the part not written yet."""
+        output = state.raw.get(self.kind.output_field) if isinstance(state.raw, dict) else None
+        if not isinstance(output, str) or len(output) <= self.output_offset:
+            return
+        new, self.output_offset = output[self.output_offset:], len(output)
+        complete, _, partial = new.rpartition("\n")
+        if partial and not state.phase.is_terminal:  # keep a half-written line for the next read
+            self.output_offset -= len(partial)
+            new = complete
+        for text in new.splitlines():
+            self.tail.append(("", text))
+            if self.t.stream_logs:
+                self.log.info("[%s] %s", self.t.resource_name or self.kind.label, text)
+
     async def _read_logs(self, state: ResourceState) -> None:
+        if self.kind.output_field:
+            self._read_output(state)
+            return
+        if not self.kind.log_selector:
+            return
         try:
             lines, self.cursor = await self.hook.arun(
                 logs.new_lines(self.t.project_id, self.kind.log_selector, self.t.resource_id, self.cursor)
@@ -271,7 +297,7 @@ class PhaseWait:
                 await self._read_logs(state)
             if state.phase in self.targets:
                 return self._event(SUCCESS, state, f"{self.label} is {state.phase.value}")
-            if state.phase.is_terminal:
+            if state.phase.is_terminal and self.t.fail_on_terminal:
                 return await self._failure(state)
             if self._failing_too_long(state):
                 await self._read_logs(state)

@@ -22,7 +22,7 @@ def test_example_dags_import_without_errors_or_deprecation_warnings(airflow_db):
         warnings.simplefilter("always")
         dagbag = load_dagbag()
     assert dagbag.import_errors == {}
-    assert {"example_lightning_job", "example_lightning_mmt"} <= set(dagbag.dag_ids)
+    assert {"example_lightning_job", "example_lightning_mmt", "example_lightning_deployment"} <= set(dagbag.dag_ids)
     ours = [w for w in caught if "airflow_provider_lightning" in str(w.filename) or "example_dags" in str(w.filename)]
     assert not ours, [str(w.message) for w in ours]
 
@@ -76,3 +76,19 @@ def test_example_mmt_dag_runs_end_to_end_deferred(airflow_db, sim, monkeypatch):
     (mmt,) = [m for m in sim.mmts() if m["id"] not in before]
     assert mmt["state"] == "MultiMachineJob_STATE_COMPLETED" and mmt["machines"] == 2
     assert xcom_value(dagrun, "train_ddp", "_link_LightningMultiMachineJobLink").endswith("?app_id=mmt")
+
+
+def test_example_deployment_dag_trains_deploys_calls_the_service_and_stops_it(airflow_db, sim, monkeypatch):
+    monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "True")
+    dag = load_dagbag().get_dag("example_lightning_deployment")
+    dagrun = dag.test()
+    states = {ti.task_id: ti.state for ti in dagrun.get_task_instances()}
+    assert dagrun.state == "success", states
+    deployment = sim.get_deployment("example-model-api")
+    assert int(deployment["replicas"]) == 0  # stopped at the end
+    assert any(e["name"] == "MODEL_RUN" and e["value"].startswith("example_lightning_deployment-train-")
+               for e in deployment["spec"]["env"])
+    answer = xcom_value(dagrun, "call_model", "return_value")
+    assert answer["path"].endswith("/predict") and answer["body"] == {"inputs": [1.0, 2.0, 3.0]}
+    link = xcom_value(dagrun, "deploy", "_link_LightningDeploymentLink")
+    assert link.endswith("/jobs/example-model-api")

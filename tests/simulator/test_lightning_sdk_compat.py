@@ -158,3 +158,156 @@ def test_unchanged_lightning_sdk_runs_waits_reads_logs_and_stops_jobs_and_multi_
             for r in sim.request_log
             if r.status >= 400 and r.path.startswith("/v1/") and not (r.status == 404 and r.path in expected_404)
         ]
+
+
+STUDIO_FLOW = r'''
+import json
+from lightning_sdk import Studio
+
+out = {}
+studio = Studio("sim-studio", teamspace="sim-teamspace", org="sim-org")
+out["before"] = str(studio.status)
+studio.start()
+out["started"] = str(studio.status)
+out["machine"] = studio.machine.slug
+out["run"] = studio.run("echo hi")
+out["files"] = studio.run("echo kept > f.txt", "cat f.txt")
+out["failing"] = list(studio.run_with_exit_code("echo bad; exit 4"))
+studio.start()  # already running on the same machine: nothing happens
+studio.stop()
+out["after"] = str(studio.status)
+print("RESULT " + json.dumps(out))
+'''
+
+
+def test_unchanged_lightning_sdk_starts_runs_commands_in_and_stops_a_studio(tmp_path: Path) -> None:
+    with LightningSimulator(pending_seconds=0.1, stop_seconds=0.1, kill_grace=0.5) as sim:
+        home = tmp_path / "home"
+        home.mkdir()
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("LIGHTNING_", "GRID_"))},
+            **sim.client_env(),
+            "HOME": str(home),
+            "LIGHTNING_CREDENTIAL_PATH": str(home / ".lightning" / "credentials.json"),
+            "LIGHTNING_KEEPALIVE_FREQUENCY": "0.2",  # Studio.stop joins the keep-alive thread
+        }
+        result = subprocess.run(
+            [sys.executable, "-c", STUDIO_FLOW],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        line = next(ln for ln in result.stdout.splitlines() if ln.startswith("RESULT "))
+        out = json.loads(line.removeprefix("RESULT "))
+
+        assert out["before"] == "Stopped"
+        assert out["started"] == "Running"
+        assert out["machine"] == "cpu-4"
+        assert out["run"] == "hi"
+        assert out["files"] == "kept"
+        assert out["failing"] == ["bad", 4]
+        assert out["after"] == "Stopped"
+        assert sim.studio_phase("sim-studio") == "CLOUD_SPACE_INSTANCE_STATE_STOPPED"
+        assert [c["exitCode"] for c in sim.studio_commands("sim-studio")] == [0, 0, 4]
+
+        base = f"/v1/projects/{sim.project_id}/cloudspaces/{sim.store.studio_service.find('sim-studio').id}"
+        starts = [r for r in sim.request_log if r.method == "POST" and r.path == f"{base}/start"]
+        assert [r.status for r in starts] == [200]  # the second start() saw a running Studio and sent nothing
+        assert ("POST", f"{base}/stop", 200) in sim.request_log
+        assert ("POST", f"{base}/keep-alive", 200) in sim.request_log
+        assert not [r for r in sim.request_log if r.status >= 400 and r.path.startswith("/v1/")]
+
+
+DEPLOYMENT_FLOW = r'''
+import json, time
+from lightning_sdk import Deployment, Machine
+from lightning_sdk.deployment import ApiKeyAuth
+
+
+def wait(check):
+    deadline = time.time() + 30
+    while not check() and time.time() < deadline:
+        time.sleep(0.1)
+
+
+out = {}
+dep = Deployment("sdk-api", teamspace="sim-teamspace", org="sim-org")
+out["existed"] = dep.is_started
+dep.start(
+    machine=Machine.CPU,
+    image="python:3.11",
+    command="python -m http.server 8000",
+    ports=[8000],
+    env={"GREETING": "hi"},
+    auth=ApiKeyAuth(),
+)
+wait(lambda: dep.running_replicas >= 1)
+out["counts"] = [dep.replicas, dep.running_replicas, dep.pending_replicas, dep.failing_replicas, dep.max_replicas]
+out["urls"] = dep.urls
+out["ports"] = dep.ports
+out["health"] = dep.get("health").json()  # ApiKeyAuth: the SDK sends its API key as a Bearer token
+out["echo"] = dep.post("predict", json={"x": 1}).json()
+out["logs"] = open(dep.download_logs()).read()
+out["release_before"] = dep.release_id
+dep.update(image="python:3.12")
+out["release_after"] = dep.release_id
+wait(lambda: dep.get("which").json().get("release") == 2)
+out["served_after_update"] = dep.get("which").json()
+dep.stop()  # PUT maxReplicas 0, then polls every 5 s until replicas == 0
+out["after_stop"] = [dep.replicas, dep.running_replicas, dep.is_stopped]
+again = Deployment("sdk-api", teamspace="sim-org/sim-teamspace")
+out["again_existed"] = again.is_started
+again.start()
+wait(lambda: again.running_replicas >= 1)
+out["after_restart"] = [again.replicas, again.running_replicas, again.release_id]
+print("RESULT " + json.dumps(out))
+'''
+
+
+def test_unchanged_lightning_sdk_starts_updates_calls_stops_and_restarts_a_deployment(tmp_path: Path) -> None:
+    with LightningSimulator(pending_seconds=0.1, stop_seconds=0.1) as sim:
+        home = tmp_path / "home"
+        home.mkdir()
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("LIGHTNING_", "GRID_"))},
+            **sim.client_env(),
+            "HOME": str(home),
+            "LIGHTNING_CREDENTIAL_PATH": str(home / ".lightning" / "credentials.json"),
+        }
+        result = subprocess.run(
+            [sys.executable, "-c", DEPLOYMENT_FLOW],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        line = next(ln for ln in result.stdout.splitlines() if ln.startswith("RESULT "))
+        out = json.loads(line.removeprefix("RESULT "))
+
+        dep = sim.get_deployment("sdk-api")
+        assert dep is not None
+        assert out["existed"] is False and out["again_existed"] is True
+        assert out["counts"] == [1, 1, 0, 0, 1]
+        assert out["urls"] == [f"{sim.url}/serve/{dep['id']}"]
+        assert out["ports"] == [8000]
+        assert out["health"] == {"status": "ok"}
+        assert out["echo"]["path"] == "/predict" and out["echo"]["body"] == {"x": 1} and out["echo"]["release"] == 1
+        assert "replica 0 pulling image python:3.11" in out["logs"]
+        assert out["release_before"] != out["release_after"]
+        assert (out["served_after_update"]["release"], out["served_after_update"]["image"]) == (2, "python:3.12")
+        assert out["after_stop"] == [0, 0, False]  # the SDK's is_stopped compares the int64 string "0" with 0
+        assert out["after_restart"] == [1, 1, out["release_after"]]
+
+        releases = sim.store.deployments.list_releases(sim.project_id, dep["id"])["releases"]
+        assert [(r["version"], r["spec"]["image"]) for r in releases] == [(2, "python:3.12"), (1, "python:3.11")]
+        assert dep["spec"]["env"] == [{"name": "GREETING", "value": "hi", "fromSecret": ""}]
+        assert dep["endpoint"]["auth"]["userApiKey"] is True
+        actions = [e["action"] for e in sim.store.deployments.events(sim.project_id, dep["id"], {})["events"]]
+        assert actions.count("Release") == 1 and actions.count("Stop") == 1 and actions.count("Start") == 1
+        expected_404 = {f"/v1/projects/{sim.project_id}/deployments/sdk-api/getbyname"}  # before start()
+        assert not [r for r in sim.request_log if r.status >= 400 and not (r.status == 404 and r.path in expected_404)]
