@@ -94,7 +94,7 @@ def server_copy(body: dict) -> dict:
 
 def test_same_spec_is_no_change_even_in_the_servers_spelling():
     body = spec(env={"A": "1", "B": "2"}, health_check={"exec": "true"}).validated().body()
-    merged, changes = merge(server_copy(body), body)
+    _, changes = merge(server_copy(body), body)
     assert changes == []
 
 
