@@ -254,6 +254,7 @@ _KIND_MODULES = {
     "deployment": "airflow_provider_lightning.api.deployments",
     "studio": "airflow_provider_lightning.api.studios",
     "studio_command": "airflow_provider_lightning.api.studios",
+    "schedule_run": "airflow_provider_lightning.api.schedules",
 }
 
 

@@ -22,7 +22,11 @@ def test_example_dags_import_without_errors_or_deprecation_warnings(airflow_db):
         warnings.simplefilter("always")
         dagbag = load_dagbag()
     assert dagbag.import_errors == {}
-    assert {"example_lightning_job", "example_lightning_mmt", "example_lightning_deployment"} <= set(dagbag.dag_ids)
+    assert {"example_lightning_job", "example_lightning_mmt", "example_lightning_deployment", "example_lightning_studio",
+            "example_lightning_schedule_manage", "lightning_schedule_nightly-refresh",
+            "lightning_schedule_stop-studio-evenings"} <= set(dagbag.dag_ids)
+    mapped = dagbag.get_dag("lightning_schedule_nightly-refresh")
+    assert mapped.timetable.expression == "0 3 * * *" and mapped.max_active_runs == 1
     ours = [w for w in caught if "airflow_provider_lightning" in str(w.filename) or "example_dags" in str(w.filename)]
     assert not ours, [str(w.message) for w in ours]
 
@@ -92,3 +96,13 @@ def test_example_deployment_dag_trains_deploys_calls_the_service_and_stops_it(ai
     assert answer["path"].endswith("/predict") and answer["body"] == {"inputs": [1.0, 2.0, 3.0]}
     link = xcom_value(dagrun, "deploy", "_link_LightningDeploymentLink")
     assert link.endswith("/jobs/example-model-api")
+
+
+def test_example_studio_dag_starts_prepares_trains_and_stops(airflow_db, sim, monkeypatch):
+    monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "True")
+    dagrun = load_dagbag().get_dag("example_lightning_studio").test()
+    states = {ti.task_id: ti.state for ti in dagrun.get_task_instances()}
+    assert dagrun.state == "success", states
+    assert (sim.studio_dir("sim-studio") / "data" / "rows.txt").read_text().count("\n") == 1000
+    assert sim.studio_phase("sim-studio") == "CLOUD_SPACE_INSTANCE_STATE_STOPPED"
+    assert any(c["command"].startswith("mkdir -p data") and c["exitCode"] == 0 for c in sim.studio_commands("sim-studio"))
