@@ -147,3 +147,20 @@ def test_snapshot_entry_that_targets_nothing_is_a_clear_parse_error(tmp_path):
         dags_from_snapshot(tmp_path / "s.json")
     with pytest.raises(ScheduleError, match="does not exist; write it with"):
         dags_from_snapshot(tmp_path / "missing.json")
+
+
+def test_sync_cli_writes_a_snapshot_and_parsing_the_dags_makes_no_request(sim, studio, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    name = f"cli-{uuid.uuid4().hex[:6]}"
+    schedule_op(studio, name).execute(context())
+    out = tmp_path / "snap.json"
+    proc = subprocess.run([sys.executable, "-m", "airflow_provider_lightning.schedules", "sync", "--output", str(out)],
+                          env=os.environ.copy(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "schedules of sim-org/sim-teamspace" in proc.stdout
+    before = len(sim.request_log)
+    dags = dags_from_snapshot(out)
+    assert f"lightning_schedule_{name}" in dags and len(sim.request_log) == before
