@@ -86,6 +86,22 @@ class LightningBaseOperator(BaseOperator):
             self._hook = LightningHook(self.lightning_conn_id, teamspace=self.teamspace)
         return self._hook
 
+    def phase_trigger(self, kind: str, resource_id: str, targets: list[str], timeout: float | None,
+                      **kwargs: Any) -> Any:
+        """A LightningPhaseTrigger for this operator's connection, teamspace and ``poll_interval``."""
+        from airflow_provider_lightning.triggers.lightning import LightningPhaseTrigger
+
+        return LightningPhaseTrigger(
+            kind=kind,
+            resource_id=resource_id,
+            project_id=self._get_hook().project_id,
+            lightning_conn_id=self.lightning_conn_id,
+            target_phases=targets,
+            poll_interval=getattr(self, "poll_interval", None) or 15.0,
+            deadline=deadline_after(timeout),
+            **kwargs,
+        )
+
     def wait(self, context: Any, trigger: Any, method_name: str = "execute_complete", **kwargs: Any) -> Any:
         """Wait on ``trigger``: defer when deferrable, else run the same wait here; then call ``method_name``."""
         if self.deferrable:

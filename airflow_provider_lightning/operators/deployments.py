@@ -10,7 +10,6 @@ from airflow_provider_lightning import DEFAULT_CONN_ID
 from airflow_provider_lightning.links import LightningDeploymentLink
 from airflow_provider_lightning.operators.base import (
     LightningBaseOperator,
-    deadline_after,
     default_deferrable,
     is_template,
     seconds,
@@ -209,7 +208,6 @@ class LightningDeploymentOperator(LightningBaseOperator):
 
         from airflow_provider_lightning.api.deployments import DEPLOYMENT
         from airflow_provider_lightning.api.phases import Phase
-        from airflow_provider_lightning.triggers.lightning import LightningPhaseTrigger
 
         spec = self._spec()
         for key in ("token", "password"):
@@ -229,14 +227,8 @@ class LightningDeploymentOperator(LightningBaseOperator):
         outcome = {"action": upserted.action, "changes": list(upserted.changes), "web_url": web_url}
         if not self.wait_for_ready or (upserted.action == "unchanged" and state.phase is Phase.RUNNING):
             return self._done(context, state, outcome)
-        trigger = LightningPhaseTrigger(
-            kind=DEPLOYMENT.name,
-            resource_id=state.id,
-            project_id=hook.project_id,
-            lightning_conn_id=self.lightning_conn_id,
-            target_phases=[Phase.RUNNING.value],
-            poll_interval=self.poll_interval or 10.0,
-            deadline=deadline_after(self.timeout),
+        trigger = self.phase_trigger(
+            DEPLOYMENT.name, state.id, [Phase.RUNNING.value], self.timeout,
             stream_logs=self.stream_logs,
             stop_on_kill=self._created,
             kill_action="delete",
@@ -365,7 +357,6 @@ class LightningStopDeploymentOperator(_ExistingDeploymentOperator):
     def execute(self, context: Any) -> Any:
         from airflow_provider_lightning.api.deployments import DEPLOYMENT
         from airflow_provider_lightning.api.phases import Phase
-        from airflow_provider_lightning.triggers.lightning import LightningPhaseTrigger
 
         state = self._find(context)
         if state is None:
@@ -375,14 +366,8 @@ class LightningStopDeploymentOperator(_ExistingDeploymentOperator):
         self.log.info("Scaling deployment %s (%s) to zero; it is %s", state.name, state.id, state.phase.value)
         if state.phase is Phase.STOPPED or not self.wait_for_stopped:
             return _summary(state, hook.job_url(state))
-        trigger = LightningPhaseTrigger(
-            kind=DEPLOYMENT.name,
-            resource_id=state.id,
-            project_id=hook.project_id,
-            lightning_conn_id=self.lightning_conn_id,
-            target_phases=[Phase.STOPPED.value],
-            poll_interval=self.poll_interval or 5.0,
-            deadline=deadline_after(self.timeout),
+        trigger = self.phase_trigger(
+            DEPLOYMENT.name, state.id, [Phase.STOPPED.value], self.timeout,
             stream_logs=False,
             resource_name=state.name,
         )

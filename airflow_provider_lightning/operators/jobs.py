@@ -10,7 +10,6 @@ from airflow_provider_lightning import DEFAULT_CONN_ID
 from airflow_provider_lightning.links import JOB_URL_KEY, LightningJobLink
 from airflow_provider_lightning.operators.base import (
     LightningBaseOperator,
-    deadline_after,
     default_deferrable,
     is_template,
     run_name,
@@ -187,7 +186,6 @@ class LightningJobOperator(LightningBaseOperator):
         return job
 
     def execute(self, context: Any) -> Any:
-        from airflow_provider_lightning.triggers.lightning import LightningPhaseTrigger
 
         base = self.name or f"{context['ti'].dag_id}-{context['ti'].task_id}"
         request = self._request(name=run_name(base, context))
@@ -202,14 +200,8 @@ class LightningJobOperator(LightningBaseOperator):
 
         if not self.wait_for_completion:
             return self._result(job, url)
-        trigger = LightningPhaseTrigger(
-            kind=request.kind.name,
-            resource_id=job.id,
-            project_id=self._get_hook().project_id,
-            lightning_conn_id=self.lightning_conn_id,
-            target_phases=["completed"],
-            poll_interval=self.poll_interval or 15.0,
-            deadline=deadline_after(self.timeout),
+        trigger = self.phase_trigger(
+            request.kind.name, job.id, ["completed"], self.timeout,
             stream_logs=self.stream_logs,
             log_tail_lines=self.log_tail_lines,
             stop_on_kill=True,

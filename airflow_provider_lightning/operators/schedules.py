@@ -9,7 +9,6 @@ from typing import Any
 from airflow_provider_lightning import DEFAULT_CONN_ID
 from airflow_provider_lightning.operators.base import (
     LightningBaseOperator,
-    deadline_after,
     default_deferrable,
     seconds,
 )
@@ -174,7 +173,6 @@ class LightningTriggerScheduleRunOperator(_ScheduleOperator):
         from airflow.sdk.exceptions import AirflowException
 
         from airflow_provider_lightning.api import schedules
-        from airflow_provider_lightning.triggers.lightning import LightningPhaseTrigger
 
         schedule = self._find()
         if schedule is None:
@@ -185,14 +183,9 @@ class LightningTriggerScheduleRunOperator(_ScheduleOperator):
         self.log.info("Started run %s of schedule %s", run.id, self.schedule_name)
         if not self.wait_for_completion:
             return {"run_id": run.id, "state": run.raw_state}
-        trigger = LightningPhaseTrigger(
-            kind=schedules.SCHEDULE_RUN.name,
-            resource_id=schedules.run_id(resource, schedule["id"], run.id),
-            project_id=hook.project_id,
-            lightning_conn_id=self.lightning_conn_id,
-            poll_interval=self.poll_interval or 5.0,
-            deadline=deadline_after(self.timeout),
-            resource_name=self.schedule_name,
+        trigger = self.phase_trigger(
+            schedules.SCHEDULE_RUN.name, schedules.run_id(resource, schedule["id"], run.id), ["completed"],
+            self.timeout, resource_name=self.schedule_name,
         )
         return self.wait(context, trigger)
 

@@ -14,7 +14,6 @@ from typing import Any
 from airflow_provider_lightning import DEFAULT_CONN_ID
 from airflow_provider_lightning.operators.base import (
     LightningBaseOperator,
-    deadline_after,
     default_deferrable,
     seconds,
 )
@@ -96,16 +95,8 @@ class LightningStudioBaseOperator(LightningBaseOperator):
 
     def _trigger(self, resource_id: str, target: str, *, kind: str = "studio", stop_on_kill: bool = False,
                  stream_logs: bool = False) -> Any:
-        from airflow_provider_lightning.triggers.lightning import LightningPhaseTrigger
-
-        return LightningPhaseTrigger(
-            kind=kind,
-            resource_id=resource_id,
-            project_id=self._get_hook().project_id,
-            lightning_conn_id=self.lightning_conn_id,
-            target_phases=[target],
-            poll_interval=self.poll_interval or 5.0,
-            deadline=deadline_after(self.timeout),
+        return self.phase_trigger(
+            kind, resource_id, [target], self.timeout,
             stream_logs=stream_logs,
             stop_on_kill=stop_on_kill,
             resource_name=self.studio_name,
