@@ -59,9 +59,23 @@ anything else echoed as JSON; ``endpoint.auth`` enforced). Python API: ``sim.dep
 
 from __future__ import annotations
 
-from .config import SimulatorConfig
-from .faults import FaultConfig
-from .requestlog import RequestLog, RequestRecord
-from .simulator import LightningSimulator
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .config import SimulatorConfig
+    from .faults import FaultConfig
+    from .requestlog import RequestLog, RequestRecord
+    from .simulator import LightningSimulator
 
 __all__ = ["FaultConfig", "LightningSimulator", "RequestLog", "RequestRecord", "SimulatorConfig"]
+_HOMES = {"FaultConfig": ".faults", "LightningSimulator": ".simulator", "RequestLog": ".requestlog",
+          "RequestRecord": ".requestlog", "SimulatorConfig": ".config"}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the public classes on first use, so ``simulator.cron`` (used by schedule validation in DAG
+    files) does not load the server."""
+    if name in _HOMES:
+        return getattr(importlib.import_module(_HOMES[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

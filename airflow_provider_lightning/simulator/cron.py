@@ -43,9 +43,11 @@ paths depending on whether the hour field is ``*``:
   pre-transition offset, i.e. shifted forward by the length of the gap (02:30 on a 1-hour gap
   fires at 03:30 new time). Duplicate instants fire once.
 
-Airflow only follows these rules from some starting points, so
-:func:`airflow_provider_lightning.schedules.validate_cron` rejects the schedules that can hit a
-gap or fold where the two implementations cannot be shown to agree.
+Airflow follows the fixed-hour rule only when it starts before the gap or fold, and the hourly
+rule only across whole-hour transitions that the wait to the next match does not span, so
+:func:`airflow_provider_lightning.schedules.validate_cron` rejects every schedule for which the
+two implementations cannot be shown to agree (rule and experiments in
+:mod:`airflow_provider_lightning.schedules.validation`).
 """
 
 from __future__ import annotations

@@ -199,6 +199,46 @@ def test_accepted_schedules_fire_at_the_same_instants_in_airflow_and_lightning(
     assert airflow_first_run(timetable, after) == cron.next_after(after - timedelta(microseconds=1))
 
 
+def _lightning_prev(cron: Cron, at: datetime, days: int) -> datetime | None:
+    """The last Lightning fire time ``<= at`` within *days* days (None if there is none)."""
+    t = cron.next_after(at - timedelta(days=days))
+    if t > at:
+        return None
+    while (n := cron.next_after(t)) <= at:
+        t = n
+    return t
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=schedules())
+def test_without_catchup_airflow_picks_a_lightning_fire_time(case: tuple[str, str, datetime]) -> None:
+    """``catchup=False`` (what ``dag_kwargs`` sets) also looks backwards from "now" (``_get_prev``)."""
+    from unittest import mock
+
+    from airflow.timetables.base import TimeRestriction
+
+    expression, tz, now = case
+    try:
+        cron = Cron.parse(expression, tz)
+        schedule = to_airflow(
+            LightningSchedule(cron_expression=expression, timezone=tz), since=now - timedelta(days=41)
+        )
+    except (CronError, DSTAmbiguityError):
+        return
+    previous = _lightning_prev(cron, now, 40)
+    if previous is None:
+        return
+    timetable = core_timetable(schedule)
+    with mock.patch("airflow.timetables.trigger.utcnow", return_value=pendulum.instance(now)):
+        info = timetable.next_dagrun_info(  # type: ignore[attr-defined]
+            last_automated_data_interval=None,
+            restriction=TimeRestriction(earliest=None, latest=None, catchup=False),
+        )
+    assert info is not None
+    run = datetime.fromtimestamp(info.run_after.timestamp(), UTC)
+    assert run in (previous, cron.next_after(now))
+
+
 @PROPERTY
 @given(case=schedules())
 def test_mapping_round_trip_keeps_cron_and_timezone(case: tuple[str, str, datetime]) -> None:
