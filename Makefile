@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+DOCS_STAMP := $(VENV)/.docs-installed
 
-.PHONY: install demo test test-fast lint bench clean
+.PHONY: install demo test test-fast lint bench docs clean e2e airflow airflow-stop airflow-status browser chaos
 
 $(STAMP): pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,5 +36,43 @@ bench: install
 	$(PY) benchmarks/worker_time.py
 	$(PY) benchmarks/import_cost.py
 
+# 250 deferrable job tasks through real triggers against the simulator under injected faults, one simulator
+# restart and one triggerer restart; prints a summary table, exits non-zero when a check fails (about 1 min).
+chaos: install
+	$(PY) scripts/chaos.py
+
+# The Sphinx site (docs/ -> docs/_build/html), warnings are errors; -E re-reads every page so none is skipped.
+# Then the pytest example the simulator page includes (docs/examples/testing) runs, so it cannot go stale.
+$(DOCS_STAMP): $(STAMP) requirements-docs.txt
+	$(PY) -m pip install --quiet -r requirements-docs.txt
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	$(VENV)/bin/sphinx-build -E -W --keep-going -b html docs docs/_build/html
+	$(PY) -m pytest -q -p no:cacheprovider docs/examples
+
 clean:
 	rm -rf $(VENV) .airflow_home test-artifacts
+
+# A real local Airflow on 127.0.0.1 (api-server, scheduler, triggerer, dag-processor; sqlite, LocalExecutor)
+# plus the Lightning simulator, example_dags/ as the DAG folder; prints the UI address and the login.
+airflow: install
+	$(PY) scripts/airflow_stack.py start
+
+airflow-stop:
+	@if [ -x $(PY) ]; then $(PY) scripts/airflow_stack.py stop; else $(PYTHON) scripts/airflow_stack.py stop; fi
+
+airflow-status: install
+	$(PY) scripts/airflow_stack.py status
+
+# Headless Debian Chromium for the browser part of the e2e (Playwright drives it; no browser download).
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		SUDO=; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	fi
+	@/usr/bin/chromium --version
+
+# The real stack end to end: REST API (deferral, streamed logs, extra link, kill -> job stopped) and the UI in Chromium.
+e2e: install browser
+	$(PY) -m pytest -q -p no:cacheprovider -m e2e tests/e2e
