@@ -54,6 +54,20 @@ class LightningStudioBaseOperator(LightningBaseOperator):
         self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.poll_interval = seconds(poll_interval, "poll_interval", allow_none=False)
         self.timeout = seconds(timeout, "timeout")
+        self._started_id = ""  # the Studio this task started (stopped again when the task is killed)
+
+    def on_kill(self) -> None:
+        """Stop the Studio if this task started it (blocking mode; a deferred task's trigger does it)."""
+        if not self._started_id:
+            return
+        from airflow_provider_lightning.api import studios
+
+        hook = self._get_hook()
+        try:
+            hook.run(studios.stop(hook.project_id, self._started_id))
+            self.log.warning("Task killed: stopping Studio %s, which this task started", self.studio_name)
+        except Exception as error:
+            self.log.error("Could not stop Studio %s: %s", self.studio_name, error)
 
     def _studio(self) -> tuple[str, Any]:
         """The Studio's id and current state; LightningConfigError names a Studio that does not exist."""
@@ -89,6 +103,7 @@ class LightningStudioBaseOperator(LightningBaseOperator):
         while time.monotonic() < deadline:  # the SDK's rule: wait for the new instance, ignore the old one
             state = hook.get(studios.STUDIO, studio_id)
             if studios.instance_id(state) not in ("", old):
+                self._started_id = studio_id
                 return True
             time.sleep(min(1.0, self.poll_interval or 1.0))
         raise AirflowException(f"Studio {self.studio_name} did not get a new instance within {NEW_INSTANCE_WAIT:.0f} s")

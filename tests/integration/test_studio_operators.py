@@ -103,3 +103,15 @@ def test_sensor_waits_for_running_through_a_stopped_studio(sim, studio):
 def test_unknown_studio_is_named_in_the_error(sim):
     with pytest.raises(LightningConfigError, match="Studio 'no-such-studio' does not exist"):
         command("no-such-studio", "echo hi")
+
+
+def test_kill_of_a_blocking_start_stops_the_studio_this_task_started(sim, studio):
+    op = LightningStudioStartOperator(task_id="start", studio_name=studio, **FAST)
+    op.execute(context())
+    op.on_kill()
+    sim.wait_for_studio(studio, STOPPED, timeout=15)
+    already = LightningStudioStartOperator(task_id="start", studio_name=studio, **FAST)
+    start(studio)
+    already.execute(context())  # already running: this task started nothing
+    already.on_kill()
+    assert sim.studio_phase(studio) == RUNNING
