@@ -286,7 +286,7 @@ class DeploymentSpec:
             raise ValueError(f"command is required to deploy from a Studio (studio={self.studio!r})")
         if self.studio and self.entrypoint:
             raise ValueError("entrypoint can only be set for image deployments, not for Studio deployments")
-        if isinstance(self.ports, str):
+        if not isinstance(self.ports, (int, list, tuple, set, frozenset, type(None))):  # str is a sequence too
             raise ValueError(f"ports must be a list of port numbers, for example [8000], got {self.ports!r}")
         ports = [self.ports] if isinstance(self.ports, int) else list(self.ports or [])
         if not ports:

@@ -110,15 +110,15 @@ class JobRequest:
             not isinstance(self.max_run_attempts, int) or self.max_run_attempts < 1
         ):
             raise ValueError(f"max_run_attempts must be an integer >= 1, got {self.max_run_attempts!r}")
-        for tag in self.tags or ():
+        if isinstance(self.tags, str) or not isinstance(self.tags, (list, tuple)):
+            raise ValueError(f"tags must be a list of strings, got {self.tags!r}")
+        for tag in self.tags:
             if not isinstance(tag, str) or not tag.strip():
                 raise ValueError(f"tags must be non-empty strings, got {tag!r}")
         env = validate_env(self.env)
         if self.path_mappings is not None and not isinstance(self.path_mappings, Mapping):
             raise ValueError(f"path_mappings must be a dict, got {type(self.path_mappings).__name__}")
         parse_path_mappings(self.path_mappings)
-        if isinstance(self.tags, str) or not isinstance(self.tags, (list, tuple)):
-            raise ValueError(f"tags must be a list of strings, got {self.tags!r}")
         slug = resolve_machine(self.machine, allow_custom=self.allow_custom_machine)
         return replace(self, machine=slug, env=env, path_mappings=dict(self.path_mappings or {}), tags=list(self.tags))
 

@@ -55,13 +55,17 @@ class ResourceState:
         """Seconds between start and stop, when both are known."""
         if not (self.started_at and self.stopped_at):
             return None
+        from datetime import datetime
+
         import pendulum
 
-        try:
+        try:  # the API's values: a hostile answer may hold any string (a bare time, a duration, garbage)
             start, stop = pendulum.parse(self.started_at), pendulum.parse(self.stopped_at)
-        except (ValueError, pendulum.parsing.exceptions.ParserError):
+        except (ValueError, TypeError, OverflowError, pendulum.parsing.exceptions.ParserError):
             return None
-        return round((stop - start).total_seconds(), 3)  # type: ignore[union-attr,operator]
+        if not (isinstance(start, datetime) and isinstance(stop, datetime)):
+            return None
+        return round((stop - start).total_seconds(), 3)
 
 
 # -- jobs --------------------------------------------------------------------------------------

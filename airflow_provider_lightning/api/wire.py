@@ -56,7 +56,10 @@ def timestamp(obj: Any, name: str) -> str | None:
             return None
         import pendulum
 
-        return pendulum.from_timestamp(seconds, tz="UTC").isoformat()
+        try:
+            return pendulum.from_timestamp(seconds, tz="UTC").isoformat()
+        except (ValueError, OverflowError, OSError):  # outside the years datetime can hold
+            return None
     if not isinstance(value, str) or not value or value.startswith("0001-01-01"):
         return None
     return value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import time
 from datetime import timedelta
@@ -35,6 +36,8 @@ def seconds(value: float | int | timedelta | None, what: str, *, allow_none: boo
         value = value.total_seconds()
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{what} must be a number of seconds or a timedelta, got {value!r}")
+    if not math.isfinite(value):  # a NaN deadline never passes, an infinite one is not a limit
+        raise ValueError(f"{what} must be a finite number of seconds, got {value!r}")
     if value <= 0:
         raise ValueError(f"{what} must be positive, got {value!r}")
     return float(value)

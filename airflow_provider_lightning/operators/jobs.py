@@ -234,16 +234,41 @@ class LightningJobOperator(LightningBaseOperator):
             )
             return result
         if status == TIMEOUT and self._job_id:
-            try:
-                self._get_hook().stop(kind, self._job_id)
-                message += "; the job was stopped"
-            except Exception as error:  # never mask the timeout itself
-                message += f"; stopping the job failed: {error}"
+            message += self._stop_after_timeout(kind)
             raise AirflowException(f"Timed out after {self.timeout:.0f} s: {message}. Job page: {url}")
         tail = event.get("log_tail") or []
         details = "\n".join(f"    {line}" for line in tail)
         log_part = f"\nLast {len(tail)} log lines:\n{details}" if tail else ""
         raise AirflowException(f"{message}. Job page: {url}{log_part}")
+
+    # Pauses between rounds of stopping a timed-out job when the API keeps failing (each round already retries
+    # with the connection's max_attempts): an outage of a few seconds must not leave the job running.
+    STOP_RETRY_PAUSES: tuple[float, ...] = (5.0, 15.0)
+
+    def _stop_after_timeout(self, kind: Any) -> str:
+        """Stop the job whose wait timed out; the text to add to the timeout message (never raises)."""
+        import time
+
+        import httpx
+
+        from airflow_provider_lightning.api.errors import LightningApiError
+
+        error: Exception | None = None
+        for pause in (*self.STOP_RETRY_PAUSES, None):
+            try:
+                self._get_hook().stop(kind, self._job_id)
+                return "; the job was stopped"
+            except Exception as err:  # never mask the timeout itself
+                error = err
+                transient = isinstance(err, httpx.HTTPError) or (
+                    isinstance(err, LightningApiError) and (err.retryable or err.status == 0)
+                )
+                if pause is None or not transient:
+                    break
+                self.log.warning("Stopping %s %s failed (%s); trying again in %.0f s", kind.label, self._job_id,
+                                 err, pause)
+                time.sleep(pause)
+        return f"; stopping the job failed: {error}"
 
     def on_kill(self) -> None:
         """Stop the job this task started (non-deferrable mode; the trigger handles deferred tasks)."""

@@ -82,7 +82,7 @@ class LightningScheduleOperator(_ScheduleOperator):
 
         super().__init__(**kwargs)
         self.cron_expression, self.timezone = from_airflow(schedule, timezone)
-        if action not in ACTIONS:
+        if not isinstance(action, str) or action not in ACTIONS:
             raise ValueError(f"action must be one of {', '.join(ACTIONS)}, got {action!r}")
         if not studio_name:
             raise ValueError("studio_name is required: a schedule must target a Studio")

@@ -25,8 +25,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "sync":
             snapshot = sync_snapshot(hook, args.output, pause=args.pause)
             paused = sum(1 for entry in snapshot["schedules"] if entry["paused_by_sync"])
-            print(f"wrote {len(snapshot['schedules'])} schedules of {snapshot['teamspace']} to {args.output}"
-                  f" ({paused} paused on Lightning)")
+            print(
+                f"wrote {len(snapshot['schedules'])} schedules of {snapshot['teamspace']} to {args.output}"
+                f" ({paused} paused on Lightning)"
+            )
         else:
             print(f"resumed {restore_schedules(hook, args.snapshot)} schedules")
     return 0

@@ -53,13 +53,16 @@ def sync_snapshot(hook: Any, path: str | Path, *, pause: bool = False) -> dict[s
         paused_now = pause and wire.text(raw, "state") == "running"
         if paused_now:
             raw = hook.run(api.set_state(project_id, raw, "stopped"))
-        entries.append({
-            "schedule": raw,
-            "studio_name": wire.text(studio, "name"),
-            "studio_machine": wire.text(wire.field(wire.field(studio, "code_config", {}), "compute_config", {}),
-                                        "name"),
-            "paused_by_sync": paused_now,
-        })
+        entries.append(
+            {
+                "schedule": raw,
+                "studio_name": wire.text(studio, "name"),
+                "studio_machine": wire.text(
+                    wire.field(wire.field(studio, "code_config", {}), "compute_config", {}), "name"
+                ),
+                "paused_by_sync": paused_now,
+            }
+        )
     snapshot = {
         "version": SNAPSHOT_VERSION,
         "teamspace": hook.teamspace.slug,
@@ -108,8 +111,10 @@ def load_snapshot(path: str | Path) -> dict[str, Any]:
         ) from None
     except ValueError as error:
         raise ScheduleError(f"schedule snapshot {path} is not valid JSON: {error}") from None
-    if not isinstance(data, dict) or data.get("version") != SNAPSHOT_VERSION or not isinstance(
-        data.get("schedules"), list
+    if (
+        not isinstance(data, dict)
+        or data.get("version") != SNAPSHOT_VERSION
+        or not isinstance(data.get("schedules"), list)
     ):
         raise ScheduleError(f"schedule snapshot {path} is not a version {SNAPSHOT_VERSION} snapshot")
     return data
@@ -130,8 +135,9 @@ def _task(entry: dict[str, Any], schedule: LightningSchedule, conn_id: str) -> A
         if schedule.action_type == "START":
             from airflow_provider_lightning.operators.studios import LightningStudioStartOperator
 
-            return LightningStudioStartOperator(task_id="start_studio", machine=entry.get("studio_machine") or "CPU",
-                                                **common)
+            return LightningStudioStartOperator(
+                task_id="start_studio", machine=entry.get("studio_machine") or "CPU", **common
+            )
         if schedule.action_type == "STOP":
             from airflow_provider_lightning.operators.studios import LightningStudioStopOperator
 
@@ -144,8 +150,9 @@ def _task(entry: dict[str, Any], schedule: LightningSchedule, conn_id: str) -> A
     if schedule.resource_type == "PIPELINE":
         from airflow_provider_lightning.operators.schedules import LightningTriggerScheduleRunOperator
 
-        return LightningTriggerScheduleRunOperator(task_id="run_pipeline", schedule_name=name,
-                                                   lightning_conn_id=conn_id)
+        return LightningTriggerScheduleRunOperator(
+            task_id="run_pipeline", schedule_name=name, lightning_conn_id=conn_id
+        )
     raise ScheduleError(f"schedule {name!r} targets {schedule.resource_type or 'nothing'}, which has no DAG mapping")
 
 

@@ -50,7 +50,12 @@ class LightningJobSensor(BaseSensorOperator):
         super().__init__(**kwargs)
         if bool(job_name) == bool(job_id):
             raise ValueError("give exactly one of job_name= or job_id=")
-        phases = [target_phase] if isinstance(target_phase, str) else list(target_phase)
+        if isinstance(target_phase, (str, Phase)):
+            phases = [target_phase]
+        elif isinstance(target_phase, (list, tuple, set, frozenset)):
+            phases = list(target_phase)
+        else:
+            raise ValueError(f"target_phase must be a phase name or a list of them, got {target_phase!r}")
         if not phases:
             raise ValueError("target_phase must name at least one phase")
         self.target_phases = [Phase.parse(p).value for p in phases]
@@ -180,7 +185,7 @@ class LightningDeploymentSensor(LightningJobSensor):
         target_state: str = "ready",
         **kwargs: Any,
     ) -> None:
-        if target_state not in self.TARGETS:
+        if not isinstance(target_state, str) or target_state not in self.TARGETS:
             raise ValueError(f"target_state must be 'ready' or 'stopped', got {target_state!r}")
         if bool(deployment_name) == bool(deployment_id):
             raise ValueError("give exactly one of deployment_name= or deployment_id=")
