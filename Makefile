@@ -31,10 +31,12 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy airflow_provider_lightning
 
+# triggerer_scale.py runs 1,000 / 5,000 / 10,000 waits at a 30 s interval (about 15 min; --quick: under 1 min).
 bench: install
 	$(PY) benchmarks/requests_per_job.py
 	$(PY) benchmarks/worker_time.py
 	$(PY) benchmarks/import_cost.py
+	$(PY) benchmarks/triggerer_scale.py
 
 # 250 deferrable job tasks through real triggers against the simulator under injected faults, one simulator
 # restart and one triggerer restart; prints a summary table, exits non-zero when a check fails (about 1 min).

@@ -279,6 +279,10 @@ class Job:
         )
 
 
+# Job timestamps never change once set, and a list page renders hundreds of jobs: format each once.
+_timestamp = functools.lru_cache(maxsize=1 << 16)(rfc3339)
+
+
 def _page_token(value: int) -> str:
     return base64.urlsafe_b64encode(f"o:{value}".encode()).decode().rstrip("=")
 
@@ -415,6 +419,8 @@ class Store:
         return ids
 
     def _render_tags(self, tag_ids: list[str]) -> list[dict[str, Any]]:
+        if not tag_ids:  # most jobs: skip indexing every tag (list pages render hundreds of jobs)
+            return []
         by_id = {t["id"]: t for t in self.tags.values()}
         return [self._render_tag(by_id[t]) for t in tag_ids if t in by_id]
 
@@ -461,7 +467,7 @@ class Store:
 
     def render(self, job: Job) -> dict[str, Any]:
         """The job as ``V1Job`` JSON."""
-        started = rfc3339(job.started_ns)
+        started = _timestamp(job.started_ns)
         cost = self._cost(job)
         return {
             "id": job.id,
@@ -471,12 +477,12 @@ class Store:
             "state": job.state,
             "message": job.message,
             "serverError": job.server_error,
-            "createdAt": rfc3339(job.created_ns),
-            "updatedAt": rfc3339(job.updated_ns),
+            "createdAt": _timestamp(job.created_ns),
+            "updatedAt": _timestamp(job.updated_ns),
             "startedAt": started,
             "readyAt": started,
             "userLogsStartedAt": started,
-            "stoppedAt": rfc3339(job.stopped_ns),
+            "stoppedAt": _timestamp(job.stopped_ns),
             "deletedAt": None,
             "spec": dict(job.spec),
             "tags": self._render_tags(job.tag_ids),

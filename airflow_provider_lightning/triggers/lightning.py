@@ -18,6 +18,7 @@ from airflow_provider_lightning.api.phases import Phase
 from airflow_provider_lightning.api.resources import ResourceState, kind_named
 from airflow_provider_lightning.hooks.lightning import LightningHook
 from airflow_provider_lightning.hooks.settings import ConnectionSettings
+from airflow_provider_lightning.triggers import poller
 
 # Event statuses (what ``execute_complete`` receives in ``event["status"]``).
 SUCCESS, FAILED, TIMEOUT, ERROR = "success", "failed", "timeout", "error"
@@ -124,7 +125,7 @@ class LightningPhaseTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = self._hook()
         try:
-            event = await PhaseWait(self, hook).wait()
+            event = await PhaseWait(self, hook, shared=self._settings is None).wait()
         finally:
             await hook.aclose()  # nothing is held across the yield
         yield TriggerEvent(event)
@@ -162,12 +163,19 @@ class LightningPhaseTrigger(BaseTrigger):
 
 
 class PhaseWait:
-    """The wait loop: poll, stream logs, honour the deadline, tolerate transient errors; one result."""
+    """The wait loop: poll, stream logs, honour the deadline, tolerate transient errors; one result.
 
-    def __init__(self, trigger: LightningPhaseTrigger, hook: LightningHook) -> None:
+    With ``shared`` (the triggerer) and a kind that can be listed, the reads come from the event loop's
+    shared poller (``triggers.poller``): one sweep per interval for every wait of the teamspace, through
+    one HTTP client; a wait that is alone still costs one ``GET`` per interval.
+    """
+
+    def __init__(self, trigger: LightningPhaseTrigger, hook: LightningHook, shared: bool = False) -> None:
         self.t = trigger
         self.hook = hook
         self.kind = kind_named(trigger.kind)
+        self.shared = shared and poller.can_share(self.kind)
+        self.subscription: poller.Subscription | None = None
         self.targets = {Phase(p) for p in trigger.target_phases}
         self.cursor = logs.LogCursor.from_json(trigger.log_cursor)
         self.output_offset = int(trigger.log_cursor.get("offset", 0) or 0)  # kinds whose answer holds the output
@@ -247,8 +255,8 @@ class PhaseWait:
             lines, self.cursor = await self.hook.arun(
                 logs.new_lines(self.t.project_id, self.kind.log_selector, self.t.resource_id, self.cursor)
             )
-        except (LightningApiError, httpx.HTTPError) as error:
-            self.log.warning("Could not read the logs of %s: %s", self.label, error)
+        except Exception as error:  # logs are best effort: a hostile answer must not end the wait
+            self.log.warning("Could not read the logs of %s: %r", self.label, error)
             return
         if self.kind.has_machines and any(ln.resource_id not in self.ranks for ln in lines):
             try:
@@ -262,6 +270,22 @@ class PhaseWait:
                 self.log.info("[%s] %s", self._prefix(state, line.resource_id), text)
 
     async def wait(self) -> dict[str, Any]:
+        if not self.shared:
+            return await self._wait()
+        async with poller.subscription(
+            self.t.lightning_conn_id, self.t.project_id, self.kind, self.t.resource_id, self.t.poll_interval
+        ) as self.subscription:
+            self.hook = self.subscription.hook  # logs and machines too: one HTTP client per loop
+            return await self._wait()
+
+    async def _read(self, remaining: float | None) -> ResourceState:
+        """The resource's state one poll interval (or what is left before the deadline) from now."""
+        if self.subscription is not None and (remaining is None or remaining >= self.t.poll_interval):
+            return await self.subscription.read()
+        await asyncio.sleep(self.t.poll_interval if remaining is None else min(self.t.poll_interval, remaining))
+        return await self.hook.arun(self.kind.get(self.t.project_id, self.t.resource_id))
+
+    async def _wait(self) -> dict[str, Any]:
         errors = 0
         state: ResourceState | None = None
         while True:
@@ -271,9 +295,8 @@ class PhaseWait:
                     TIMEOUT, state, f"{self.label} did not reach {sorted(p.value for p in self.targets)} "
                     f"before the deadline (last phase: {state.phase.value if state else 'unknown'})",
                 )
-            await asyncio.sleep(self.t.poll_interval if remaining is None else min(self.t.poll_interval, remaining))
             try:
-                state = await self.hook.arun(self.kind.get(self.t.project_id, self.t.resource_id))
+                state = await self._read(remaining)
                 errors = 0
             except LightningConfigError as error:
                 return self._event(ERROR, state, str(error))
@@ -297,7 +320,7 @@ class PhaseWait:
                 await self._read_logs(state)
             if state.phase in self.targets:
                 return self._event(SUCCESS, state, f"{self.label} is {state.phase.value}")
-            if state.phase.is_terminal and self.t.fail_on_terminal:
+            if state.phase.is_terminal and (self.t.fail_on_terminal or state.phase is Phase.FAILED):
                 return await self._failure(state)
             if self._failing_too_long(state):
                 await self._read_logs(state)
