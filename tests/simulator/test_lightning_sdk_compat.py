@@ -96,27 +96,27 @@ print("RESULT " + json.dumps(out))
 '''
 
 
+def run_sdk(sim: LightningSimulator, flow: str, tmp_path: Path, **extra_env: str) -> dict:
+    """Run an SDK script in a subprocess pointed at ``sim`` (clean HOME, no LIGHTNING_* of ours); its RESULT."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("LIGHTNING_", "GRID_"))},
+        **sim.client_env(),
+        "HOME": str(home),
+        "LIGHTNING_CREDENTIAL_PATH": str(home / ".lightning" / "credentials.json"),
+        **extra_env,
+    }
+    result = subprocess.run([sys.executable, "-c", flow], capture_output=True, text=True, env=env, cwd=tmp_path,
+                            timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    line = next(ln for ln in result.stdout.splitlines() if ln.startswith("RESULT "))
+    return json.loads(line.removeprefix("RESULT "))
+
+
 def test_unchanged_lightning_sdk_runs_waits_reads_logs_and_stops_jobs_and_multi_machine_jobs(tmp_path: Path) -> None:
     with LightningSimulator(pending_seconds=0.1, stop_seconds=0.1, kill_grace=0.5) as sim:
-        home = tmp_path / "home"
-        home.mkdir()
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("LIGHTNING_", "GRID_"))},
-            **sim.client_env(),
-            "HOME": str(home),
-            "LIGHTNING_CREDENTIAL_PATH": str(home / ".lightning" / "credentials.json"),
-        }
-        result = subprocess.run(
-            [sys.executable, "-c", SDK_FLOW],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=tmp_path,
-            timeout=120,
-        )
-        assert result.returncode == 0, result.stdout + result.stderr
-        line = next(ln for ln in result.stdout.splitlines() if ln.startswith("RESULT "))
-        out = json.loads(line.removeprefix("RESULT "))
+        out = run_sdk(sim, SDK_FLOW, tmp_path)
 
         assert out["first_status"] in ("Pending", "Running")
         assert out["name"] == "sdk-hello"
@@ -182,26 +182,8 @@ print("RESULT " + json.dumps(out))
 
 def test_unchanged_lightning_sdk_starts_runs_commands_in_and_stops_a_studio(tmp_path: Path) -> None:
     with LightningSimulator(pending_seconds=0.1, stop_seconds=0.1, kill_grace=0.5) as sim:
-        home = tmp_path / "home"
-        home.mkdir()
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("LIGHTNING_", "GRID_"))},
-            **sim.client_env(),
-            "HOME": str(home),
-            "LIGHTNING_CREDENTIAL_PATH": str(home / ".lightning" / "credentials.json"),
-            "LIGHTNING_KEEPALIVE_FREQUENCY": "0.2",  # Studio.stop joins the keep-alive thread
-        }
-        result = subprocess.run(
-            [sys.executable, "-c", STUDIO_FLOW],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=tmp_path,
-            timeout=120,
-        )
-        assert result.returncode == 0, result.stdout + result.stderr
-        line = next(ln for ln in result.stdout.splitlines() if ln.startswith("RESULT "))
-        out = json.loads(line.removeprefix("RESULT "))
+        # Studio.stop joins the keep-alive thread: keep it short
+        out = run_sdk(sim, STUDIO_FLOW, tmp_path, LIGHTNING_KEEPALIVE_FREQUENCY="0.2")
 
         assert out["before"] == "Stopped"
         assert out["started"] == "Running"
@@ -269,25 +251,7 @@ print("RESULT " + json.dumps(out))
 
 def test_unchanged_lightning_sdk_starts_updates_calls_stops_and_restarts_a_deployment(tmp_path: Path) -> None:
     with LightningSimulator(pending_seconds=0.1, stop_seconds=0.1) as sim:
-        home = tmp_path / "home"
-        home.mkdir()
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("LIGHTNING_", "GRID_"))},
-            **sim.client_env(),
-            "HOME": str(home),
-            "LIGHTNING_CREDENTIAL_PATH": str(home / ".lightning" / "credentials.json"),
-        }
-        result = subprocess.run(
-            [sys.executable, "-c", DEPLOYMENT_FLOW],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=tmp_path,
-            timeout=120,
-        )
-        assert result.returncode == 0, result.stdout + result.stderr
-        line = next(ln for ln in result.stdout.splitlines() if ln.startswith("RESULT "))
-        out = json.loads(line.removeprefix("RESULT "))
+        out = run_sdk(sim, DEPLOYMENT_FLOW, tmp_path)
 
         dep = sim.get_deployment("sdk-api")
         assert dep is not None
