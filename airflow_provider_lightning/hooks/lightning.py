@@ -48,6 +48,7 @@ class LightningHook(BaseHook):
     :param teamspace: teamspace (``owner/name``) overriding the connection's.
     :param http_transport: httpx transport for the sync client (tests and benchmarks only).
     :param async_http_transport: httpx transport for the async client (tests and benchmarks only).
+    :param retry: retry policy of every request, instead of the connection's ``max_attempts`` with default pauses.
     """
 
     conn_name_attr = "lightning_conn_id"
@@ -62,8 +63,10 @@ class LightningHook(BaseHook):
         *,
         http_transport: httpx.BaseTransport | None = None,
         async_http_transport: httpx.AsyncBaseTransport | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         super().__init__()
+        self._retry = retry
         self.lightning_conn_id = lightning_conn_id
         self.teamspace_override = teamspace or ""
         self._http_transport = http_transport
@@ -140,7 +143,7 @@ class LightningHook(BaseHook):
             settings.base_url,
             {"Authorization": settings.auth_header(), "User-Agent": self.user_agent},
             timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
-            retry=RetryPolicy(max_attempts=settings.max_attempts),
+            retry=self._retry or RetryPolicy(max_attempts=settings.max_attempts),
             verify=settings.verify,
             auth_hint=settings.auth_hint(),
             http_transport=self._http_transport,

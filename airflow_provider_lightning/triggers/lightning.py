@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from typing import Any, TypeVar
 
 import httpx
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -15,13 +15,55 @@ from airflow_provider_lightning import DEFAULT_CONN_ID
 from airflow_provider_lightning.api import logs
 from airflow_provider_lightning.api.errors import LightningApiError, LightningConfigError
 from airflow_provider_lightning.api.phases import Phase
-from airflow_provider_lightning.api.resources import ResourceState, kind_named
+from airflow_provider_lightning.api.resources import ResourceKind, ResourceState, kind_named
+from airflow_provider_lightning.api.transport import Operation, RetryPolicy
 from airflow_provider_lightning.hooks.lightning import LightningHook
 from airflow_provider_lightning.hooks.settings import ConnectionSettings
 from airflow_provider_lightning.triggers import poller
 
+T = TypeVar("T")
+
 # Event statuses (what ``execute_complete`` receives in ``event["status"]``).
 SUCCESS, FAILED, TIMEOUT, ERROR = "success", "failed", "timeout", "error"
+
+KILL_PAUSES = (1.0, 2.0, 3.0)  # seconds between two kill attempts (the last one repeats)
+KILL_RETRY = RetryPolicy(max_attempts=3, backoff_initial=0.25, backoff_max=1.0, retry_after_max=2.0)  # per request
+KILL_READ_SECONDS = 5.0  # longest a kill attempt waits to read the resource before sending the stop anyway
+KILL_ATTEMPT_SECONDS = 10.0  # longest one stop or delete request may take, retries included
+KILL_MARGIN = 5.0  # seconds of Airflow's on_kill timeout left unused, so our own error is what gets logged
+
+
+def kill_budget() -> float:
+    """Seconds ``on_kill`` may spend retrying: Airflow's ``[triggerer] on_kill_timeout`` minus a margin."""
+    try:
+        from airflow.sdk import conf
+
+        timeout = conf.getfloat("triggerer", "on_kill_timeout", fallback=30.0)
+    except Exception:  # no Airflow configuration (a bare script): Airflow's default
+        timeout = 30.0
+    return max(timeout - KILL_MARGIN, 1.0)
+
+
+def _consume(task: asyncio.Future[Any]) -> None:
+    """Retrieve a detached task's outcome, so one abandoned by a cancelled caller logs no asyncio warning."""
+    if not task.cancelled():
+        task.exception()
+
+
+async def detached(awaitable: Awaitable[T]) -> T:
+    """Await network I/O in a task of its own, so cancelling the caller never lands inside httpx/anyio.
+
+    Airflow calls a trigger's ``on_kill`` only when the ``CancelledError`` carries its user-action message;
+    a cancel that lands inside anyio's cancel scopes comes out as a new ``CancelledError`` without it. Here the
+    caller only ever waits on a shield, whose cancellation keeps the message; the inner task is cancelled after.
+    """
+    task = asyncio.ensure_future(awaitable)
+    task.add_done_callback(_consume)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
 
 
 class LightningPhaseTrigger(BaseTrigger):
@@ -131,22 +173,75 @@ class LightningPhaseTrigger(BaseTrigger):
         yield TriggerEvent(event)
 
     async def on_kill(self) -> None:
-        """Airflow 3.3+: the user killed the deferred task; stop the remote work this task started."""
+        """Airflow 3.3+: the user killed the deferred task; stop (or delete) the remote work this task started.
+
+        Rides through a short API outage: requests retry with short pauses (not the transport's long backoff)
+        until just before Airflow's ``[triggerer] on_kill_timeout``; a failed read never keeps the stop from
+        being sent.
+        """
         if not self.stop_on_kill:
             return
-        hook = self._hook()
+        hook = LightningHook(self.lightning_conn_id, retry=KILL_RETRY)
+        hook._settings = self._settings
         kind = kind_named(self.kind)
+        label = f"{kind.label} {self.resource_name or self.resource_id}"
+        deadline = time.monotonic() + kill_budget()
+        pauses = iter(KILL_PAUSES)
         try:
-            if self.kill_action == "delete":
-                await hook.arun(kind.delete(self.project_id, self.resource_id))
-                self.log.warning("Task killed: deleted %s %s (%s)", kind.label, self.resource_name, self.resource_id)
-                return
-            state = await hook.arun(kind.get(self.project_id, self.resource_id))
-            if not state.phase.is_terminal:
-                await hook.arun(kind.stop(self.project_id, self.resource_id))
-                self.log.warning("Task killed: stopped %s %s (%s)", kind.label, self.resource_name, self.resource_id)
+            while True:
+                try:
+                    done = await self._kill_once(hook, kind, deadline)
+                    self.log.warning("Task killed: %s %s (%s)", done, label, self.resource_id)
+                    return
+                except LightningApiError as error:
+                    if not error.retryable:
+                        self.log.error("Task killed, but %s could not be stopped: %s", label, error)
+                        raise
+                    problem: BaseException = error
+                except (httpx.HTTPError, TimeoutError) as error:
+                    problem = error
+                pause = next(pauses, KILL_PAUSES[-1])
+                if time.monotonic() + pause >= deadline:
+                    message = (f"{label} ({self.resource_id}) could not be stopped before the kill timeout; it may "
+                               f"still be running: {problem!r}")
+                    self.log.error("Task killed, but %s", message)
+                    raise RuntimeError(message) from problem
+                self.log.warning("Kill: stopping %s failed (%r); trying again in %.0f s", label, problem, pause)
+                await asyncio.sleep(pause)
         finally:
             await hook.aclose()
+
+    async def _kill_once(self, hook: LightningHook, kind: ResourceKind, deadline: float) -> str:
+        """One attempt at the kill action before ``deadline``; returns what was done ("stopped", ...)."""
+
+        def within(limit: float) -> float:
+            return max(min(deadline - time.monotonic(), limit), 0.1)
+
+        try:
+            if self.kill_action == "delete":
+                deleted = await asyncio.wait_for(
+                    hook.arun(kind.delete(self.project_id, self.resource_id)), within(KILL_ATTEMPT_SECONDS)
+                )
+                return "already gone" if deleted is None else "deleted"
+            try:
+                state: ResourceState | None = await asyncio.wait_for(
+                    hook.arun(kind.get(self.project_id, self.resource_id)), within(KILL_READ_SECONDS)
+                )
+            except LightningApiError as error:
+                if not error.retryable:
+                    raise
+                state = None  # could not read it: send the stop anyway
+            except (httpx.HTTPError, TimeoutError):
+                state = None
+            if state is not None and state.phase.is_terminal:
+                return f"nothing to stop ({state.phase.value})"
+            stop = kind.stop(self.project_id, self.resource_id)
+            await asyncio.wait_for(hook.arun(stop), within(KILL_ATTEMPT_SECONDS))
+            return "stopped"
+        except LightningApiError as error:
+            if error.not_found:
+                return "already gone"
+            raise
 
     def run_sync(self, settings: ConnectionSettings) -> dict[str, Any]:
         """Run the same wait in the worker (non-deferrable mode) and return the event payload."""
@@ -185,6 +280,10 @@ class PhaseWait:
         self.label = f"{self.kind.label} {trigger.resource_name or trigger.resource_id}"
         self.failing_since: float | None = None
 
+    async def _call(self, operation: Operation[T]) -> T:
+        """Run one API operation through the wait's hook, detached from cancellation (see :func:`detached`)."""
+        return await detached(self.hook.arun(operation))
+
     def _event(
         self, status: str, state: ResourceState | None, message: str, tail: list[str] | None = None
     ) -> dict[str, Any]:
@@ -203,7 +302,7 @@ class PhaseWait:
     async def _machines(self) -> list[ResourceState]:
         from airflow_provider_lightning.api import jobs
 
-        subjobs = await self.hook.arun(jobs.list_jobs(self.t.project_id, multi_machine_job_id=self.t.resource_id))
+        subjobs = await self._call(jobs.list_jobs(self.t.project_id, multi_machine_job_id=self.t.resource_id))
         self.ranks = {job.id: jobs.rank_of(job) for job in subjobs}
         return sorted(subjobs, key=jobs.rank_of)
 
@@ -252,7 +351,7 @@ class PhaseWait:
         if not self.kind.log_selector:
             return
         try:
-            lines, self.cursor = await self.hook.arun(
+            lines, self.cursor = await self._call(
                 logs.new_lines(self.t.project_id, self.kind.log_selector, self.t.resource_id, self.cursor)
             )
         except Exception as error:  # logs are best effort: a hostile answer must not end the wait
@@ -283,7 +382,7 @@ class PhaseWait:
         if self.subscription is not None and (remaining is None or remaining >= self.t.poll_interval):
             return await self.subscription.read()
         await asyncio.sleep(self.t.poll_interval if remaining is None else min(self.t.poll_interval, remaining))
-        return await self.hook.arun(self.kind.get(self.t.project_id, self.t.resource_id))
+        return await self._call(self.kind.get(self.t.project_id, self.t.resource_id))
 
     async def _wait(self) -> dict[str, Any]:
         errors = 0
@@ -304,12 +403,16 @@ class PhaseWait:
                 if error.not_found or error.status in (401, 403):
                     return self._event(ERROR, state, f"cannot read {self.label}: {error}")
                 errors += 1
+                self.log.warning("Polling %s failed (%d of %d in a row): %s", self.label, errors,
+                                 self.t.max_poll_errors, error)
             except httpx.HTTPError as error:
                 errors += 1
-                self.log.warning("Polling %s failed: %s", self.label, error)
+                self.log.warning("Polling %s failed (%d of %d in a row): %r", self.label, errors,
+                                 self.t.max_poll_errors, error)
             except Exception as error:  # a hostile answer must not crash the triggerer
                 errors += 1
-                self.log.warning("Polling %s failed unexpectedly: %r", self.label, error)
+                self.log.warning("Polling %s failed unexpectedly (%d of %d in a row): %r", self.label, errors,
+                                 self.t.max_poll_errors, error)
             if errors:
                 if errors >= self.t.max_poll_errors:
                     return self._event(ERROR, state, f"polling {self.label} failed {errors} times in a row")
