@@ -48,6 +48,7 @@ DAGS_FOLDER = ROOT / "example_dags"
 USERNAME = "admin"
 PASSWORD = "admin"
 CONN_ID = "lightning_default"
+SIM_API_KEY = "sim-key"  # the simulator's default API key, stored as the connection's password
 MARKER = "AIRFLOW_STACK_DIR"
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 HEALTH_KEYS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
@@ -347,7 +348,7 @@ def _upsert_connection(api: Any, sim_url: str, sim_info: dict[str, Any]) -> None
         "description": "The local Lightning simulator of this stack",
         "host": sim_url,
         "login": sim_info.get("userId") or "sim-user",
-        "password": "sim-key",
+        "password": SIM_API_KEY,
         "extra": json.dumps({"teamspace": sim_info.get("teamspace") or "sim-org/sim-teamspace"}),
     }
     answer = api.post("/api/v2/connections", json=body)
@@ -456,7 +457,7 @@ def print_summary(state: dict[str, Any], out: Any = sys.stdout) -> None:
 Airflow UI:      {state['api_url']}/   (login {state['username']} / {state['password']})
 REST API:        {state['api_url']}/api/v2  (token: POST {state['api_url']}/auth/token)
 Simulator:       {state.get('simulator_url')}  (admin API: {state.get('simulator_url')}/__admin/jobs)
-Connection:      {CONN_ID} -> the simulator (user sim-user, key sim-key, teamspace sim-org/sim-teamspace)
+Connection:      {CONN_ID} -> the simulator (user sim-user, key {SIM_API_KEY}, teamspace sim-org/sim-teamspace)
 DAG folder:      {state['dags_folder']}{''.join(f' + {p}' for p in state.get('extra_dags', []))}
 Unpaused:        {', '.join(state.get('unpaused', [])) or '-'}
 Stack folder:    {state['dir']}  (stack.json, run/<component>.log, logs/ = task logs)

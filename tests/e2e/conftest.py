@@ -58,8 +58,10 @@ def stack() -> Any:
 
     began = time.monotonic()
     try:
-        state = airflow_stack.start(STACK_DIR, fresh=True, extra_dags=[str(E2E_DAGS)],
-                                    wait_dags=["example_lightning_job", "e2e_lightning_kill"], timeout=180)
+        state = airflow_stack.start(
+            STACK_DIR, fresh=True, extra_dags=[str(E2E_DAGS)],
+            wait_dags=["example_lightning_job", "e2e_lightning_kill", "e2e_lightning_secrets"], timeout=180,
+        )
         FIGURES["stack healthy after (s)"] = state["healthy_after_s"]
         FIGURES["stack ready (DAGs parsed, unpaused) after (s)"] = state["ready_after_s"]
         yield state

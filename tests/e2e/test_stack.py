@@ -216,6 +216,57 @@ def test_marking_a_deferred_job_task_failed_stops_the_job(stack, api):
     assert "Task killed: stopped" in trigger_log, trigger_log[-3000:]
 
 
+# -- the API key is masked wherever Airflow shows text -----------------------------------------------
+
+SECRETS_DAG = "e2e_lightning_secrets"
+
+
+def database_rows_with(stack: dict[str, Any], needle: str, skip: tuple[str, ...] = ("connection",)) -> list[str]:
+    """``table: row`` for every row of Airflow's database that contains ``needle`` (the connection table aside)."""
+    import sqlite3
+
+    found = []
+    with sqlite3.connect(f"file:{Path(stack['dir']) / 'airflow.db'}?mode=ro", uri=True) as db:
+        tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        for table in tables:
+            if table in skip:
+                continue
+            for row in db.execute(f'SELECT * FROM "{table}"'):
+                text = " ".join(str(value) for value in row)
+                if needle in text:
+                    found.append(f"{table}: {text[:300]}")
+    return found
+
+
+def test_the_api_key_is_masked_wherever_airflow_shows_text(stack, api):
+    import airflow_stack
+
+    key = airflow_stack.SIM_API_KEY
+    run_id = trigger(api, SECRETS_DAG)
+
+    def deferred() -> bool:
+        return task_instances(api, SECRETS_DAG, run_id)["job_with_secret"]["state"] == "deferred"
+
+    wait_for("job_with_secret deferred", deferred, timeout=90, interval=0.2)
+    while_deferred = database_rows_with(stack, key)  # the trigger row and its kwargs exist now
+    wait_for("the run to end", lambda: api.get(run_path(SECRETS_DAG, run_id)).json()["state"]
+             in ("success", "failed"), timeout=90)
+    ti = task_instances(api, SECRETS_DAG, run_id)["job_with_secret"]
+    assert ti["state"] == "success", ti
+
+    log = task_log_text(api, SECRETS_DAG, run_id, "job_with_secret")
+    files = log_files(stack, SECRETS_DAG, run_id, "job_with_secret")
+    rendered = api.get(f"{run_path(SECRETS_DAG, run_id)}/taskInstances/job_with_secret").json()["rendered_fields"]
+    entries = api.get(f"{run_path(SECRETS_DAG, run_id)}/taskInstances/job_with_secret/xcomEntries").json()
+    xcoms = {e["key"]: xcom(api, SECRETS_DAG, run_id, "job_with_secret", e["key"]) for e in entries["xcom_entries"]}
+
+    assert "the key is ***" in log and "still ***" in log, log[-2000:]  # the job's output, streamed by the trigger
+    assert rendered["env"] == {"LIGHTNING_TEST_KEY": "***"}, rendered
+    assert xcoms and key not in repr(xcoms)
+    assert key not in log and not [name for name, text in files.items() if key in text]
+    assert while_deferred == [] and database_rows_with(stack, key) == []
+
+
 # -- the UI in headless Chromium ---------------------------------------------------------------------
 
 
