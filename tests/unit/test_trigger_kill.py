@@ -24,6 +24,7 @@ from airflow_provider_lightning.triggers import lightning
 from airflow_provider_lightning.triggers.lightning import LightningPhaseTrigger, detached
 
 JOB = "/v1/projects/p1/jobs/job-1"
+FINISHED = ("finished before the cancel",)
 UNAVAILABLE = Reply(503, "<html>upstream unavailable</html>", {"Content-Type": "text/html"})
 
 
@@ -83,7 +84,7 @@ async def _cancel_while_waiting(make: Any, after: float = 0.0, steps: int = 0) -
         await task
     except asyncio.CancelledError as cancel:
         return cancel.args
-    return ("finished before the cancel",)
+    return FINISHED
 
 
 def test_a_user_kill_landing_inside_an_http_request_keeps_airflows_message(api):
@@ -125,7 +126,7 @@ def test_a_user_kill_landing_inside_an_http_request_keeps_airflows_message(api):
 
 
 def test_detached_io_hands_the_callers_cancel_message_through_at_every_step_of_a_request(api):
-    api.set(lambda method, path, since: job("running"), delay=0.003)
+    api.set(lambda method, path, since: job("running"), delay=0.01)
 
     async def kills() -> Counter[tuple[Any, ...]]:
         seen: Counter[tuple[Any, ...]] = Counter()
@@ -134,7 +135,9 @@ def test_detached_io_hands_the_callers_cancel_message_through_at_every_step_of_a
                 seen[await _cancel_while_waiting(lambda: detached(client.get(JOB)), steps=i % 30)] += 1
         return seen
 
-    assert asyncio.run(kills()) == Counter({(_USER_ACTION_CANCEL_MSG,): 150})
+    seen = asyncio.run(kills())
+    finished = seen.pop(FINISHED, 0)  # a request that beat the cancel (a loaded machine) says nothing either way
+    assert seen == Counter({(_USER_ACTION_CANCEL_MSG,): 150 - finished}) and finished < 10, seen
 
 
 # -- on_kill through an outage -----------------------------------------------------------------------------
