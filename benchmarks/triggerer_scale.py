@@ -54,26 +54,35 @@ TARGET_RSS_MB, TARGET_CPU_PCT, TARGET_LAG_EXTRA, TARGET_REQUEST_RATIO = 400.0, 2
 class NaiveJobTrigger(BaseTrigger):
     """One new HTTP client and one ``GET /jobs/{id}`` per poll (the Databricks / dbt Cloud pattern)."""
 
-    def __init__(self, job_id: str, project_id: str, poll_interval: float, conn_id: str = "lightning_default"):
+    def __init__(self, job_id: str, project_id: str, poll_interval: float, conn_id: str = "lightning_default",
+                 stream_logs: bool = False):
         super().__init__()
         self.job_id, self.project_id, self.poll_interval, self.conn_id = job_id, project_id, poll_interval, conn_id
+        self.stream_logs = stream_logs
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return ("triggerer_scale.NaiveJobTrigger", {"job_id": self.job_id, "project_id": self.project_id,
-                                                     "poll_interval": self.poll_interval, "conn_id": self.conn_id})
+                                                     "poll_interval": self.poll_interval, "conn_id": self.conn_id,
+                                                     "stream_logs": self.stream_logs})
 
     async def run(self):  # type: ignore[override]
         conn = json.loads(os.environ[f"AIRFLOW_CONN_{self.conn_id.upper()}"])
         auth = (conn["login"], conn["password"])
         path = f"/v1/projects/{self.project_id}/jobs/{self.job_id}"
         errors: Counter = Counter()
+        since = ""
         while True:
             await asyncio.sleep(self.poll_interval)
             try:
                 async with httpx.AsyncClient(base_url=conn["host"], auth=auth, verify=False, timeout=30) as client:
                     response = await client.get(path)
-                response.raise_for_status()
-                state = response.json()["state"]
+                    response.raise_for_status()
+                    state = response.json()["state"]
+                    if self.stream_logs and state != "pending":  # one page-logs read per job per poll
+                        params = {"jobIds": self.job_id, "pageSize": "500", **({"since": since} if since else {})}
+                        page = await client.get(f"/v1/projects/{self.project_id}/page-logs", params=params)
+                        entries = page.json().get("entries") or []
+                        since = max([since, *(str(e.get("timestamp") or "") for e in entries)])
             except (httpx.HTTPError, ValueError, KeyError) as error:
                 errors[type(error).__name__] += 1
                 continue
@@ -164,7 +173,8 @@ def child() -> None:
         go=go, end=end, cpu=time.process_time() - cpu_go, rss_before_kb=rss_before,
         rss_peak_kb=peak_rss_kb(), events=events, starts=starts,
         poll_errors=dict(poll_errors), busiest_cpu_pct=busiest,
-        pollers=[dataclasses.asdict(shared.stats) for shared in seen_pollers.values()],
+        pollers=[{**dataclasses.asdict(shared.stats), "logs": dataclasses.asdict(shared.logs.stats)}
+                 for shared in seen_pollers.values()],
     )
     with open(spec["result_path"], "w") as out:
         json.dump(result, out)
@@ -223,10 +233,12 @@ def route_of(path: str) -> str:
         return "GET /jobs (list page)"
     if len(parts) == 6 and parts[4] == "jobs":
         return "GET /jobs/{id}"
+    if path.endswith("/page-logs"):
+        return "GET /page-logs"
     return path
 
 
-def measure(variant: str, n: int, interval: float, seed: int) -> Run:
+def measure(variant: str, n: int, interval: float, seed: int, stream_logs: bool = False) -> Run:
     from airflow_provider_lightning.simulator import LightningSimulator
     from airflow_provider_lightning.triggers.lightning import LightningPhaseTrigger
 
@@ -251,9 +263,9 @@ def measure(variant: str, n: int, interval: float, seed: int) -> Run:
             ids.append(job["id"])
             if variant == "ours":
                 trigger = LightningPhaseTrigger(kind="job", resource_id=job["id"], project_id=sim.project_id,
-                                                poll_interval=interval, stream_logs=False)
+                                                poll_interval=interval, stream_logs=stream_logs)
             else:
-                trigger = NaiveJobTrigger(job["id"], sim.project_id, interval)
+                trigger = NaiveJobTrigger(job["id"], sim.project_id, interval, stream_logs=stream_logs)
             classpath, kw = trigger.serialize()
             kwargs.append(kw)
         delays = [rng.uniform(0, interval) for _ in ids]  # deferrals reach the triggerer over one interval
@@ -294,6 +306,10 @@ def measure(variant: str, n: int, interval: float, seed: int) -> Run:
         run.notes.append(f"shared poller: {stats['sweeps']} sweeps, {stats['answers']:,} reads answered with "
                          f"{stats['list_requests']} list pages + {stats['get_requests']} GETs, "
                          f"longest sweep {stats['longest_sweep']:.2f} s")
+        if stats["logs"]["reads"]:
+            run.notes.append(f"log batcher: {stats['logs']['reads']:,} log reads of waits sent as "
+                             f"{stats['logs']['merged_reads']:,} merged + {stats['logs']['single_reads']:,} single "
+                             f"reads (plus their extra pages)")
     early = 0
     for job_id, when, status in result["events"]:
         run.statuses[status] += 1
@@ -382,6 +398,8 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=None, help="poll interval in seconds (default 30)")
     parser.add_argument("--baseline-max", type=int, default=10_000, help="run the baseline only up to this N")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--stream-logs", action="store_true",
+                        help="both variants stream job logs (ours merges the reads, the baseline reads per job)")
     args = parser.parse_args()
     if args.child:
         child()
@@ -392,15 +410,19 @@ def main() -> None:
           f"on {os.cpu_count()} CPUs")
     print(f"Jobs: timed simulator jobs, {PENDING_SECONDS:g} s provisioning, then end uniformly between 1 and 3 "
           f"intervals later; triggers arrive uniformly over the first interval.")
-    print("stream_logs=False for both variants (log streaming reads page-logs once per running job per poll).")
+    if args.stream_logs:
+        print("stream_logs=True for both variants: ours merges the log reads of its waits (triggers/logbatch.py), "
+              "the baseline reads page-logs once per running job per poll.")
+    else:
+        print("stream_logs=False for both variants (--stream-logs compares log streaming too).")
     results: list[tuple[int, Run, Run | None]] = []
     for n in sizes:
         print(f"\n== N = {n:,}")
-        ours = measure("ours", n, interval, args.seed)
+        ours = measure("ours", n, interval, args.seed, args.stream_logs)
         show(ours)
         base = None
         if n <= args.baseline_max:
-            base = measure("baseline", n, interval, args.seed)
+            base = measure("baseline", n, interval, args.seed, args.stream_logs)
             show(base)
         else:
             print(f"  baseline: not run at N = {n:,} (--baseline-max {args.baseline_max:,})")

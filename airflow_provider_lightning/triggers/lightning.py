@@ -351,9 +351,12 @@ class PhaseWait:
         if not self.kind.log_selector:
             return
         try:
-            lines, self.cursor = await self._call(
-                logs.new_lines(self.t.project_id, self.kind.log_selector, self.t.resource_id, self.cursor)
-            )
+            if self.subscription is not None and self.kind.log_selector == "jobIds":  # merged with other waits'
+                lines, self.cursor = await self.subscription.read_logs(self.cursor)
+            else:
+                lines, self.cursor = await self._call(
+                    logs.new_lines(self.t.project_id, self.kind.log_selector, self.t.resource_id, self.cursor)
+                )
         except Exception as error:  # logs are best effort: a hostile answer must not end the wait
             self.log.warning("Could not read the logs of %s: %r", self.label, error)
             return

@@ -5,7 +5,7 @@ wait read its own job (one ``GET /jobs/{id}`` per job per poll interval, the pat
 Databricks and dbt Cloud providers), 10,000 deferred tasks would cost 10,000 requests per
 interval. Instead, the waits of one event loop that share a connection, a teamspace (project),
 a resource kind and a poll interval subscribe to one :class:`SharedPoller`. It has one hook, so
-one HTTP client for all of them (the waits read logs through it too), and once per interval it
+one HTTP client for all of them (their log reads are merged too, see ``triggers.logbatch``), and once per interval it
 *sweeps*: it takes every wait that is waiting for a read and answers it from the cheapest of
 three sources, in this order:
 
@@ -57,11 +57,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_lightning.api import wire
+from airflow_provider_lightning.api import logs, wire
 from airflow_provider_lightning.api.errors import LightningApiError
 from airflow_provider_lightning.api.resources import JOB, ResourceKind, ResourceState
 from airflow_provider_lightning.api.transport import ApiCall
 from airflow_provider_lightning.hooks.lightning import LightningHook
+from airflow_provider_lightning.triggers.logbatch import LogBatcher
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +143,10 @@ class Subscription:
         """The resource's state from the next sweep; raises what that sweep met for it (a poll error)."""
         return await self.poller.read(self.resource_id)
 
+    async def read_logs(self, cursor: logs.LogCursor) -> tuple[list[logs.LogLine], logs.LogCursor]:
+        """The job's log lines after ``cursor`` and the new cursor, from a read merged with other waits'."""
+        return await self.poller.logs.read(self.resource_id, cursor)
+
 
 class SharedPoller:
     """Reads the state of every subscribed resource once per poll interval (see the module docs)."""
@@ -151,6 +156,7 @@ class SharedPoller:
         self.conn_id, self.project_id, _, self.interval = key
         self.kind = kind
         self.hook = LightningHook(self.conn_id)
+        self.logs = LogBatcher(self.hook, self.project_id)
         self.stats = PollerStats()
         self.closed = False
         self._members: dict[str, int] = {}  # resource id -> subscribed waits
@@ -193,6 +199,7 @@ class SharedPoller:
             if task is not None and not task.done():
                 task.cancel()
                 await asyncio.wait([task])
+            await self.logs.close()
         finally:
             await self.hook.aclose()
 

@@ -87,15 +87,19 @@ async def _cancel_while_waiting(make: Any, after: float = 0.0, steps: int = 0) -
     return FINISHED
 
 
-def test_a_user_kill_landing_inside_an_http_request_keeps_airflows_message(api):
+@pytest.mark.parametrize(("kind", "state", "own_reads"), [
+    ("job", "running", "GET /v1/projects/p1/jobs/job-1"),  # reads through the shared poller
+    ("mmt", "MultiMachineJob_STATE_RUNNING", "GET /v1/projects/p1/page-logs"),  # the wait's own reads
+])
+def test_a_user_kill_landing_inside_an_http_request_keeps_airflows_message(api, kind, state, own_reads):
     async def kills() -> Counter[tuple[Any, ...]]:
         loop = asyncio.get_running_loop()
         served = asyncio.Event()
 
         def answer(method: str, path: str, since: float) -> Reply:
             if not loop.is_closed():  # a read still in flight when the test ends
-                loop.call_soon_threadsafe(served.set)  # the job was read: the trigger reads its logs next
-            reply = job("running")
+                loop.call_soon_threadsafe(served.set)  # the resource was read: the trigger reads its logs next
+            reply = job(state)
             reply.headers["Connection"] = "close"  # as a proxy may: every request connects again
             return reply
 
@@ -103,7 +107,7 @@ def test_a_user_kill_landing_inside_an_http_request_keeps_airflows_message(api):
         seen: Counter[tuple[Any, ...]] = Counter()
         for steps in range(120):  # cancel 0..119 event-loop steps after a read: at every point of the next one
             served.clear()
-            agen = trigger(stream_logs=True).run()
+            agen = trigger(kind=kind, stream_logs=True).run()
 
             async def first_event(agen: Any) -> None:
                 await agen.__anext__()
@@ -122,7 +126,7 @@ def test_a_user_kill_landing_inside_an_http_request_keeps_airflows_message(api):
 
     seen = asyncio.run(kills())
     assert seen == Counter({(_USER_ACTION_CANCEL_MSG,): 120}), seen
-    assert api.calls[f"GET {JOB}"] > 0 and api.calls["GET /v1/projects/p1/page-logs"] > 0, api.calls
+    assert api.calls[own_reads] > 0, api.calls
 
 
 def test_detached_io_hands_the_callers_cancel_message_through_at_every_step_of_a_request(api):
