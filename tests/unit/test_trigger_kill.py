@@ -73,10 +73,11 @@ def trigger(**kw: Any) -> LightningPhaseTrigger:
 # -- the cancel message ------------------------------------------------------------------------------------
 
 
-async def _cancel_while_waiting(make: Any, after: float = 0.0, steps: int = 0) -> tuple[Any, ...]:
-    """Start ``make()`` in a task, cancel it like Airflow's triggerer does, return the CancelledError's args."""
+async def _cancel_while_waiting(make: Any, steps: int = 0, ready: Any = None) -> tuple[Any, ...]:
+    """Start ``make()`` in a task; ``steps`` event-loop steps after ``ready()`` returns, cancel it as Airflow's
+    triggerer does and return the CancelledError's args."""
     task = asyncio.ensure_future(make())
-    await asyncio.sleep(after)
+    await (ready() if ready is not None else asyncio.sleep(0))
     for _ in range(steps):
         await asyncio.sleep(0)
     task.cancel(_USER_ACTION_CANCEL_MSG)
@@ -108,19 +109,7 @@ def test_a_user_kill_landing_inside_an_http_request_keeps_airflows_message(api, 
         for steps in range(120):  # cancel 0..119 event-loop steps after a read: at every point of the next one
             served.clear()
             agen = trigger(kind=kind, stream_logs=True).run()
-
-            async def first_event(agen: Any) -> None:
-                await agen.__anext__()
-
-            task = asyncio.ensure_future(first_event(agen))
-            await served.wait()
-            for _ in range(steps):
-                await asyncio.sleep(0)
-            task.cancel(_USER_ACTION_CANCEL_MSG)
-            try:
-                await task
-            except asyncio.CancelledError as cancel:
-                seen[cancel.args] += 1
+            seen[await _cancel_while_waiting(agen.__anext__, steps=steps, ready=served.wait)] += 1
             await agen.aclose()
         return seen
 
