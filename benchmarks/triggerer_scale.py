@@ -365,8 +365,9 @@ def table(n: int, interval: float, ours: Run, base: Run | None) -> None:
     ideal = ours.per_wait_gets_per_interval
     print(f"  {'(1 GET per wait per interval)':<32} {'':>12} {ideal:>12,.1f} "
           f"{ratio(ours.requests_per_interval, ideal):>14}   <- the baseline's rate if it kept up")
-    if base is not None and (base.requests < 0.9 * base.per_wait_gets or base.lag(0.99) > interval + 5):
-        print(f"  NOTE: the baseline did not keep up at N = {n:,}: it sent {base.requests:,} of the "
+    polls = base.routes.get("GET /jobs/{id}", 0) if base is not None else 0  # its page-logs reads are extra
+    if base is not None and (polls < 0.9 * base.per_wait_gets or base.lag(0.99) > interval + 5):
+        print(f"  NOTE: the baseline did not keep up at N = {n:,}: it sent {polls:,} of the "
               f"{base.per_wait_gets:,} polls its waits were due (its triggerer CPU peaked at "
               f"{base.busiest_cpu_pct:.0f}% of one core over 5 s; the simulator used {base.sim_cpu_pct:.0f}%), "
               "so its polls ran late: its requests/interval are understated and its lag is inflated.")
