@@ -21,6 +21,7 @@ class TaskInstanceStub:
     run_id: str = "manual__2026-01-01T00:00:00+00:00"
     map_index: int = -1
     try_number: int = 1
+    max_tries: int | None = None  # Airflow sets it to retries, and on a clear to the tries so far + retries
     xcoms: dict[str, Any] = field(default_factory=dict)
 
     def xcom_push(self, key: str, value: Any) -> None:

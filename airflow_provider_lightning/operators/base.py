@@ -64,6 +64,18 @@ def try_name(name: str, try_number: int) -> str:
     return name if try_number <= 1 else f"{name}-t{try_number}"
 
 
+def first_try_since_clear(ti: Any, retries: int | None) -> int:
+    """The first try of the task instance since a user last cleared it (1 if it never was).
+
+    Clearing sets ``max_tries`` to the tries made so far plus ``retries``; automatic retries leave it alone.
+    Airflow computes the same number for sensors in reschedule mode.
+    """
+    max_tries = getattr(ti, "max_tries", None)
+    if not isinstance(max_tries, int) or max_tries < 0:
+        return 1
+    return max(1, max_tries - int(retries or 0) + 1)
+
+
 def deadline_after(timeout: float | None) -> float | None:
     return None if timeout is None else time.time() + timeout
 

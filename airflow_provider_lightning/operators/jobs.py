@@ -11,6 +11,7 @@ from airflow_provider_lightning.links import JOB_URL_KEY, LightningJobLink
 from airflow_provider_lightning.operators.base import (
     LightningBaseOperator,
     default_deferrable,
+    first_try_since_clear,
     is_template,
     run_name,
     seconds,
@@ -23,7 +24,8 @@ class LightningJobOperator(LightningBaseOperator):
 
     The job name is ``<name>-<8 hex>`` (stable for the task instance), so a retried task re-attaches
     to the job an earlier try submitted when it is still pending or running, returns when it already
-    completed, and submits anew only when it failed or was stopped.
+    completed, and submits anew only when it failed or was stopped. A task a user *cleared* runs its job
+    again: a job completed before the clear is not re-used (one still running is re-attached to).
 
     :param command: shell command to run; required for Studio jobs.
     :param image: container image for a container job (exclusive with ``studio``).
@@ -162,19 +164,25 @@ class LightningJobOperator(LightningBaseOperator):
         from airflow_provider_lightning.api.phases import Phase
 
         hook = self._get_hook()
-        try_number = int(getattr(context["ti"], "try_number", 1) or 1)
+        ti = context["ti"]
+        try_number = int(getattr(ti, "try_number", 1) or 1)
+        first_try = first_try_since_clear(ti, self.retries)
         if self.reattach:
             for earlier in range(try_number - 1, 0, -1):
                 found = hook.find_job(try_name(request.name, earlier), kind=request.kind)
                 if found is None:
                     continue
-                if found.phase.is_active or found.phase is Phase.COMPLETED:
+                if found.phase.is_active or (found.phase is Phase.COMPLETED and earlier >= first_try):
                     self.log.info(
                         "Re-attaching to job %s (%s) submitted by try %d; it is %s",
                         found.name, found.id, earlier, found.phase.value,
                     )
                     return found
-                self.log.info("The job of try %d ended %s; submitting a new one", earlier, found.phase.value)
+                if found.phase is Phase.COMPLETED:
+                    self.log.info("The job of try %d completed, but the task was cleared since (its tries start "
+                                  "again at %d): submitting a new one", earlier, first_try)
+                else:
+                    self.log.info("The job of try %d ended %s; submitting a new one", earlier, found.phase.value)
                 break
         from dataclasses import replace
 

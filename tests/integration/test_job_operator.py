@@ -73,10 +73,27 @@ def test_retry_reattaches_to_the_running_job_instead_of_submitting_again(sim):
 
 
 def test_retry_returns_a_completed_job_without_running_it_again(sim):
-    first = job_op().execute(context(run_id="done-before", try_number=1))
+    first = job_op(retries=1).execute(context(run_id="done-before", try_number=1, max_tries=1))
     count = len(sim.jobs())
-    again = job_op().execute(context(run_id="done-before", try_number=2))
+    again = job_op(retries=1).execute(context(run_id="done-before", try_number=2, max_tries=1))
     assert again["job_id"] == first["job_id"] and len(sim.jobs()) == count
+
+
+def test_a_cleared_task_runs_its_job_again_instead_of_reusing_the_completed_one(sim, capsys):
+    first = job_op(command="echo run").execute(context(run_id="cleared", try_number=1, max_tries=0))
+    # the user clears the successful task: Airflow sets max_tries = tries so far + retries = 1 + 0
+    again = job_op(command="echo run").execute(context(run_id="cleared", try_number=2, max_tries=1))
+    assert again["job_id"] != first["job_id"] and again["phase"] == "completed"
+    assert again["job_name"] == first["job_name"] + "-t2"
+    assert "the task was cleared since" in capsys.readouterr().out
+
+
+def test_a_cleared_task_reattaches_to_its_job_that_is_still_running(sim):
+    first = context(run_id="cleared-running", try_number=1, max_tries=0)
+    job_op(command="sleep 2", wait_for_completion=False).execute(first)
+    again = job_op(command="sleep 2").execute(context(run_id="cleared-running", try_number=2, max_tries=1))
+    assert again["job_id"] == first["ti"].xcoms["job_id"] and again["phase"] == "completed"
+    assert len(jobs_named(sim, first["ti"].xcoms["job_name"])) == 1
 
 
 def test_retry_after_a_failed_job_submits_a_new_one(sim):
