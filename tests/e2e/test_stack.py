@@ -267,6 +267,30 @@ def test_the_api_key_is_masked_wherever_airflow_shows_text(stack, api):
     assert while_deferred == [] and database_rows_with(stack, key) == []
 
 
+def run_state(api: httpx.Client, dag_id: str, run_id: str) -> str:
+    return str(api.get(run_path(dag_id, run_id)).json()["state"])
+
+
+def test_clearing_a_successful_job_task_runs_its_job_again(stack, api):
+    run_id = trigger(api, SECRETS_DAG)
+    wait_for("the first run to end", lambda: run_state(api, SECRETS_DAG, run_id) in ("success", "failed"), 90)
+    first_job = xcom(api, SECRETS_DAG, run_id, "job_with_secret", "job_id")
+
+    answer = api.post(f"/api/v2/dags/{SECRETS_DAG}/clearTaskInstances",
+                      json={"dry_run": False, "dag_run_id": run_id, "task_ids": ["job_with_secret"],
+                            "only_failed": False})
+    assert answer.status_code == 200, answer.text
+    wait_for("the cleared task to succeed again", lambda: (
+        (ti := task_instances(api, SECRETS_DAG, run_id)["job_with_secret"])["try_number"] == 2
+        and ti["state"] == "success"), 90)
+
+    second_job = xcom(api, SECRETS_DAG, run_id, "job_with_secret", "job_id")
+    assert second_job != first_job
+    assert sim_job(stack, first_job)["state"] == "completed" and sim_job(stack, second_job)["state"] == "completed"
+    assert sim_job(stack, second_job)["name"] == sim_job(stack, first_job)["name"] + "-t2"
+    assert "the task was cleared since" in task_log_text(api, SECRETS_DAG, run_id, "job_with_secret", try_number=2)
+
+
 # -- the UI in headless Chromium ---------------------------------------------------------------------
 
 
