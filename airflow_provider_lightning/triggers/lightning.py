@@ -159,8 +159,8 @@ class LightningPhaseTrigger(BaseTrigger):
             },
         )
 
-    def _hook(self) -> LightningHook:
-        hook = LightningHook(self.lightning_conn_id)
+    def _hook(self, retry: RetryPolicy | None = None) -> LightningHook:
+        hook = LightningHook(self.lightning_conn_id, retry=retry)
         hook._settings = self._settings
         return hook
 
@@ -181,8 +181,7 @@ class LightningPhaseTrigger(BaseTrigger):
         """
         if not self.stop_on_kill:
             return
-        hook = LightningHook(self.lightning_conn_id, retry=KILL_RETRY)
-        hook._settings = self._settings
+        hook = self._hook(retry=KILL_RETRY)
         kind = kind_named(self.kind)
         label = f"{kind.label} {self.resource_name or self.resource_id}"
         deadline = time.monotonic() + kill_budget()
