@@ -424,6 +424,7 @@ class Upserted:
     state: ResourceState
     action: str  # "created", "updated" or "unchanged"
     changes: tuple[str, ...] = ()
+    started: bool = False  # the deployment was scaled to zero and this upsert started it again
 
 
 def upsert(project_id: str, body: dict[str, Any]) -> Flow[Upserted]:
@@ -436,4 +437,4 @@ def upsert(project_id: str, body: dict[str, Any]) -> Flow[Upserted]:
     if not changes:
         return Upserted(existing, "unchanged")
     updated = yield ApiCall("PUT", DEPLOYMENT.path(project_id, existing.id), json=merged, parse=read_deployment)
-    return Upserted(updated, "updated", tuple(changes))
+    return Upserted(updated, "updated", tuple(changes), started=is_scaled_to_zero(existing.raw))

@@ -63,7 +63,9 @@ class LightningDeploymentOperator(LightningBaseOperator):
     Returns (and pushes as XCom ``return_value``) ``deployment_id``, ``deployment_name``, ``urls``,
     ``url`` (the first URL), ``release_id``, ``action`` (created / updated / unchanged) and ``changes``.
     When the task is killed or times out, a deployment this task *created* is deleted (killed) or scaled
-    to zero (timeout); a deployment that existed before is never torn down.
+    to zero (timeout); one that was stopped and that this task started again is scaled back to zero (so a
+    retry of a failed first try leaves nothing running either); a deployment that was serving before the
+    task is never torn down.
 
     :param deployment_name: deployment name, the upsert key.
     :param image: container image (exclusive with ``studio``).
@@ -167,6 +169,7 @@ class LightningDeploymentOperator(LightningBaseOperator):
         self.stream_logs = stream_logs
         self._deployment_id = ""
         self._created = False
+        self._started = False  # a stopped (scaled to zero) deployment this task started again
         self._spec(check_templates=False)  # fail at parse time on what is already known
 
     def _spec(self, *, check_templates: bool = True) -> Any:
@@ -216,7 +219,7 @@ class LightningDeploymentOperator(LightningBaseOperator):
         hook = self._get_hook()
         upserted = hook.upsert_deployment(spec)
         state = upserted.state
-        self._deployment_id, self._created = state.id, upserted.action == "created"
+        self._deployment_id, self._created, self._started = state.id, upserted.action == "created", upserted.started
         changes = f" ({', '.join(upserted.changes)})" if upserted.changes else ""
         self.log.info("Deployment %s (%s) %s%s", state.name, state.id, upserted.action, changes)
         web_url = hook.job_url(state)
@@ -224,14 +227,15 @@ class LightningDeploymentOperator(LightningBaseOperator):
         ti.xcom_push(key="deployment_id", value=state.id)
         ti.xcom_push(key="deployment_name", value=state.name)
         ti.xcom_push(key=DEPLOYMENT_URL_KEY, value=web_url)
-        outcome = {"action": upserted.action, "changes": list(upserted.changes), "web_url": web_url}
+        outcome = {"action": upserted.action, "changes": list(upserted.changes), "web_url": web_url,
+                   "started": upserted.started}
         if not self.wait_for_ready or (upserted.action == "unchanged" and state.phase is Phase.RUNNING):
             return self._done(context, state, outcome)
         trigger = self.phase_trigger(
             DEPLOYMENT.name, state.id, [Phase.RUNNING.value], self.timeout,
             stream_logs=self.stream_logs,
-            stop_on_kill=self._created,
-            kill_action="delete",
+            stop_on_kill=self._created or self._started,
+            kill_action="delete" if self._created else "stop",  # a deployment it started goes back to zero
             failing_grace=self.failing_grace_period,
             resource_name=state.name,
         )
@@ -242,6 +246,7 @@ class LightningDeploymentOperator(LightningBaseOperator):
         outcome = outcome or {}
         self._deployment_id = (event or {}).get("resource_id") or self._deployment_id
         self._created = self._created or outcome.get("action") == "created"
+        self._started = self._started or bool(outcome.get("started"))
         from airflow.sdk.exceptions import AirflowException
 
         from airflow_provider_lightning.api.deployments import urls_of
@@ -261,28 +266,43 @@ class LightningDeploymentOperator(LightningBaseOperator):
         return result
 
     def _teardown(self, event: Any) -> str:
-        """After a timeout or failure: scale to zero a deployment this task created (never an older one)."""
+        """After a timeout or failure: scale to zero a deployment this task created or started again (it was
+        stopped before); a deployment that was serving before the task is left as it is."""
         status = (event or {}).get("status")
-        if not (self._created and self._deployment_id and status in ("timeout", "failed")):
-            return "" if self._created else "; the deployment existed before this task and was left as it is"
+        owned = self._created or self._started
+        if not (owned and self._deployment_id and status in ("timeout", "failed")):
+            return "" if owned else "; the deployment existed before this task and was left as it is"
         from airflow_provider_lightning.api.deployments import DEPLOYMENT
 
         try:
             hook = self._get_hook()
             hook.run(DEPLOYMENT.stop(hook.project_id, self._deployment_id))  # also when FAILED: replicas may retry
         except Exception as stop_error:  # never mask the original failure
-            return f"; scaling the deployment this task created to zero failed: {stop_error}"
-        return "; the deployment this task created was scaled to zero"
+            return f"; scaling the deployment this task {self._whose} to zero failed: {stop_error}"
+        return f"; the deployment this task {self._whose} was scaled to zero"
+
+    @property
+    def _whose(self) -> str:
+        return "created" if self._created else "started again (it was stopped before)"
 
     def on_kill(self) -> None:
-        """Delete the deployment if this task created it (non-deferrable mode; the trigger handles deferral)."""
-        if not (self._created and self._deployment_id):
+        """Delete the deployment if this task created it, scale it back to zero if this task started it again
+        (non-deferrable mode; the trigger handles deferral)."""
+        if not ((self._created or self._started) and self._deployment_id):
             return
         try:
-            self._get_hook().delete_deployment(self._deployment_id)
-            self.log.warning("Task killed: deleted deployment %s that this task created", self._deployment_id)
+            hook = self._get_hook()
+            if self._created:
+                hook.delete_deployment(self._deployment_id)
+                self.log.warning("Task killed: deleted deployment %s that this task created", self._deployment_id)
+            else:
+                from airflow_provider_lightning.api.deployments import DEPLOYMENT
+
+                hook.run(DEPLOYMENT.stop(hook.project_id, self._deployment_id))
+                self.log.warning("Task killed: scaled deployment %s back to zero (it was stopped before this task)",
+                                 self._deployment_id)
         except Exception as error:
-            self.log.error("Could not delete deployment %s: %s", self._deployment_id, error)
+            self.log.error("Could not tear down deployment %s: %s", self._deployment_id, error)
 
 
 class _ExistingDeploymentOperator(LightningBaseOperator):

@@ -113,6 +113,33 @@ def test_failure_of_an_update_leaves_the_existing_deployment_running(sim):
     assert str(sim.get_deployment(name)["autoscaling"]["maxReplicas"]) != "0"
 
 
+def test_a_retry_of_a_failed_deployment_task_leaves_nothing_running_either(sim):
+    name = unique()
+    crashing = {"env": {"LIGHTNING_SIM_DEPLOYMENT": "crashloop"}, "failing_grace_period": 1, "timeout": 5}
+    with pytest.raises(AirflowException, match="this task created was scaled to zero"):
+        deploy_op(name, **crashing).execute(context(run_id="dep-retry", try_number=1))
+    assert str(sim.get_deployment(name)["autoscaling"]["maxReplicas"]) == "0"
+    # try 2 finds the deployment try 1 created, stopped: it starts it again, so it owns tearing it down
+    with pytest.raises(AirflowException, match=r"started again \(it was stopped before\) was scaled to zero"):
+        deploy_op(name, **crashing).execute(context(run_id="dep-retry", try_number=2))
+    assert str(sim.get_deployment(name)["autoscaling"]["maxReplicas"]) == "0"
+
+
+def test_kill_of_a_task_that_started_a_stopped_deployment_scales_it_back_to_zero(sim):
+    name = unique()
+    deploy_op(name).execute(context(run_id="dep-kill-started-1"))
+    LightningStopDeploymentOperator(task_id="stop", deployment_name=name, poll_interval=0.2,
+                                    deferrable=False).execute(context())
+    op = deploy_op(name, deferrable=True, env={"LIGHTNING_SIM_DEPLOYMENT": "crashloop"})
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context(run_id="dep-kill-started-2"))
+    trigger = deferred.value.trigger
+    assert trigger.stop_on_kill is True and trigger.kill_action == "stop"
+    asyncio.run(trigger.on_kill())
+    deployment = sim.get_deployment(name)
+    assert deployment is not None and str(deployment["autoscaling"]["maxReplicas"]) == "0"
+
+
 def test_stop_scales_to_zero_and_waits_until_no_replica_is_left_then_delete_removes_it(sim):
     name = unique()
     deploy_op(name).execute(context(run_id="dep-stop"))
