@@ -238,21 +238,34 @@ def database_rows_with(stack: dict[str, Any], needle: str, skip: tuple[str, ...]
     return found
 
 
+def secrets_task(api: httpx.Client, run_id: str) -> dict[str, Any]:
+    return task_instances(api, SECRETS_DAG, run_id)["job_with_secret"]
+
+
+def secrets_run(stack: dict[str, Any], api: httpx.Client, on_deferred: Any = None) -> str:
+    """A successful run of the secrets DAG (``on_deferred()`` called once while its task is deferred);
+    triggered again once if only Airflow's defer race failed it (see ``upstream_defer_race``)."""
+    for _ in range(2):
+        run_id = trigger(api, SECRETS_DAG)
+        if on_deferred is not None:
+            wait_for("job_with_secret deferred",
+                     lambda run_id=run_id: secrets_task(api, run_id)["state"] == "deferred", 90, 0.2)
+            on_deferred()
+        ti = wait_for("the run to end", lambda run_id=run_id: (t := secrets_task(api, run_id))["state"]
+                      in ("success", "failed") and t, 90)
+        if ti["state"] == "success" or not (race := upstream_defer_race(stack, SECRETS_DAG, run_id)):
+            break
+        FIGURES[f"upstream defer race hit in {SECRETS_DAG}, run again"] = race[0][:200]
+    assert ti["state"] == "success", ti
+    return run_id
+
+
 def test_the_api_key_is_masked_wherever_airflow_shows_text(stack, api):
     import airflow_stack
 
     key = airflow_stack.SIM_API_KEY
-    run_id = trigger(api, SECRETS_DAG)
-
-    def deferred() -> bool:
-        return task_instances(api, SECRETS_DAG, run_id)["job_with_secret"]["state"] == "deferred"
-
-    wait_for("job_with_secret deferred", deferred, timeout=90, interval=0.2)
-    while_deferred = database_rows_with(stack, key)  # the trigger row and its kwargs exist now
-    wait_for("the run to end", lambda: api.get(run_path(SECRETS_DAG, run_id)).json()["state"]
-             in ("success", "failed"), timeout=90)
-    ti = task_instances(api, SECRETS_DAG, run_id)["job_with_secret"]
-    assert ti["state"] == "success", ti
+    while_deferred: list[str] = []
+    run_id = secrets_run(stack, api, on_deferred=lambda: while_deferred.extend(database_rows_with(stack, key)))
 
     log = task_log_text(api, SECRETS_DAG, run_id, "job_with_secret")
     files = log_files(stack, SECRETS_DAG, run_id, "job_with_secret")
@@ -264,31 +277,32 @@ def test_the_api_key_is_masked_wherever_airflow_shows_text(stack, api):
     assert rendered["env"] == {"LIGHTNING_TEST_KEY": "***"}, rendered
     assert xcoms and key not in repr(xcoms)
     assert key not in log and not [name for name, text in files.items() if key in text]
-    assert while_deferred == [] and database_rows_with(stack, key) == []
-
-
-def run_state(api: httpx.Client, dag_id: str, run_id: str) -> str:
-    return str(api.get(run_path(dag_id, run_id)).json()["state"])
+    assert while_deferred == [] and database_rows_with(stack, key) == []  # the trigger row existed while deferred
 
 
 def test_clearing_a_successful_job_task_runs_its_job_again(stack, api):
-    run_id = trigger(api, SECRETS_DAG)
-    wait_for("the first run to end", lambda: run_state(api, SECRETS_DAG, run_id) in ("success", "failed"), 90)
+    run_id = secrets_run(stack, api)
     first_job = xcom(api, SECRETS_DAG, run_id, "job_with_secret", "job_id")
+    for _ in range(2):  # clear once more if only Airflow's defer race failed the cleared try
+        races = len(upstream_defer_race(stack, SECRETS_DAG, run_id))
+        tries = secrets_task(api, run_id)["try_number"]
+        answer = api.post(f"/api/v2/dags/{SECRETS_DAG}/clearTaskInstances",
+                          json={"dry_run": False, "dag_run_id": run_id, "task_ids": ["job_with_secret"],
+                                "only_failed": False})
+        assert answer.status_code == 200, answer.text
+        ti = wait_for("the cleared task to end", lambda tries=tries: (t := secrets_task(api, run_id))["try_number"]
+                      > tries and t["state"] in ("success", "failed") and t, 90)
+        if ti["state"] == "success" or len(upstream_defer_race(stack, SECRETS_DAG, run_id)) == races:
+            break
+        FIGURES[f"upstream defer race hit in a cleared {SECRETS_DAG} try, cleared again"] = ti["try_number"]
+    assert ti["state"] == "success", ti
 
-    answer = api.post(f"/api/v2/dags/{SECRETS_DAG}/clearTaskInstances",
-                      json={"dry_run": False, "dag_run_id": run_id, "task_ids": ["job_with_secret"],
-                            "only_failed": False})
-    assert answer.status_code == 200, answer.text
-    wait_for("the cleared task to succeed again", lambda: (
-        (ti := task_instances(api, SECRETS_DAG, run_id)["job_with_secret"])["try_number"] == 2
-        and ti["state"] == "success"), 90)
-
-    second_job = xcom(api, SECRETS_DAG, run_id, "job_with_secret", "job_id")
-    assert second_job != first_job
-    assert sim_job(stack, first_job)["state"] == "completed" and sim_job(stack, second_job)["state"] == "completed"
-    assert sim_job(stack, second_job)["name"] == sim_job(stack, first_job)["name"] + "-t2"
-    assert "the task was cleared since" in task_log_text(api, SECRETS_DAG, run_id, "job_with_secret", try_number=2)
+    again = xcom(api, SECRETS_DAG, run_id, "job_with_secret", "job_id")
+    assert again != first_job
+    assert sim_job(stack, first_job)["state"] == "completed" and sim_job(stack, again)["state"] == "completed"
+    assert sim_job(stack, again)["name"] == f"{sim_job(stack, first_job)['name']}-t{ti['try_number']}"
+    log = task_log_text(api, SECRETS_DAG, run_id, "job_with_secret", try_number=ti["try_number"])
+    assert "the task was cleared since" in log
 
 
 # -- the UI in headless Chromium ---------------------------------------------------------------------

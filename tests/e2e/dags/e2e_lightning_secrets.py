@@ -21,7 +21,7 @@ with DAG(
     LightningJobOperator(
         task_id="job_with_secret",
         image="python:3.11-slim",
-        command='echo "the key is $LIGHTNING_TEST_KEY"; sleep 2; echo "still $LIGHTNING_TEST_KEY"',
+        command='echo "the key is $LIGHTNING_TEST_KEY"; sleep 5; echo "still $LIGHTNING_TEST_KEY"',
         env={"LIGHTNING_TEST_KEY": "{{ conn.lightning_default.password }}"},
         machine="CPU",
         deferrable=True,
