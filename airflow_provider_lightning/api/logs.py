@@ -104,15 +104,23 @@ def new_lines(
     project_id: str, selector: str, resource_id: str, cursor: LogCursor, *, max_pages: int = 5
 ) -> Flow[tuple[list[LogLine], LogCursor]]:
     """Flow: read the lines after ``cursor`` (at most ``max_pages`` pages per call) and the new cursor."""
+    collected = yield from _read_pages(project_id, selector, resource_id, cursor.since, max_pages)
+    return cursor.advance(collected)
+
+
+def _read_pages(
+    project_id: str, selector: str, resource_id: str | Sequence[str], since: str, max_pages: int
+) -> Flow[list[LogLine]]:
+    """Flow: the lines of up to ``max_pages`` pages from ``since`` on, following ``nextPageToken``."""
     collected: list[LogLine] = []
     token = ""
     for _ in range(max_pages):
-        page = yield page_logs(project_id, selector, resource_id, since=cursor.since, page_token=token)
+        page = yield page_logs(project_id, selector, resource_id, since=since, page_token=token)
         collected.extend(read_entries(page))
         token = wire.text(page, "next_page_token")
         if not token:
             break
-    return cursor.advance(collected)
+    return collected
 
 
 class UnsplittableLogs(ValueError):
@@ -129,14 +137,7 @@ def new_lines_many(
     """
     ids = list(cursors)
     since = min((cursor.since for cursor in cursors.values()), default="")
-    collected: list[LogLine] = []
-    token = ""
-    for _ in range(max_pages):
-        page = yield page_logs(project_id, "jobIds", ids, since=since, page_token=token)
-        collected.extend(read_entries(page))
-        token = wire.text(page, "next_page_token")
-        if not token:
-            break
+    collected = yield from _read_pages(project_id, "jobIds", ids, since, max_pages)
     if len(ids) == 1:  # one job: every line is its own, as in :func:`new_lines`
         return {ids[0]: cursors[ids[0]].advance(collected)}
     strays = {line.resource_id for line in collected} - set(ids)
