@@ -5,19 +5,21 @@ Everything that decides *what* to send and *how to read the answer* is written o
 * an :class:`ApiCall` describes one request (method, path, query, body, how to parse the answer);
 * a *flow* is a generator that yields ``ApiCall`` objects and receives their results (or has their
   errors thrown into it), so a multi-step operation (teamspace resolution, create-or-find) is
-  also written once;
+  also written once; it may also yield a :class:`Pause` to wait between steps;
 * :meth:`Transport.run` and :meth:`Transport.arun` are the only sync/async pair: they drive a call
   or a flow through an ``httpx.Client`` or ``httpx.AsyncClient`` with the same tenacity policy.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import email.utils
 import json
 import logging
 import random
 import time
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, Union
 
@@ -27,13 +29,14 @@ import tenacity
 from airflow_provider_lightning.api.errors import (
     LightningApiError,
     LightningAuthError,
+    LightningNetworkError,
     LightningResponseError,
 )
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Flow = Generator["ApiCall[Any]", Any, T]
+Flow = Generator[Union["ApiCall[Any]", "Pause"], Any, T]
 Operation = Union["ApiCall[T]", Flow[T]]
 
 # Network failures after which the request may or may not have been processed by the server.
@@ -46,6 +49,12 @@ AMBIGUOUS_ERRORS: tuple[type[Exception], ...] = (
 )
 # Network failures that guarantee the server never saw the request.
 UNSENT_ERRORS: tuple[type[Exception], ...] = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# A retry is not started with less than this many seconds left of the call's ``call_timeout``.
+MIN_ATTEMPT_SECONDS = 1.0
+# What an OpenSSL client says when the server answers the TLS handshake in plain HTTP.
+_NOT_TLS_MARKERS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "UNKNOWN_PROTOCOL")
+# What a TLS server (nginx, Go) answers, in plain HTTP, to a plain-HTTP request on its TLS port.
+_TLS_ONLY_MARKERS = ("plain HTTP request was sent to HTTPS port", "HTTP request to an HTTPS server")
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,7 @@ class ApiCall(Generic[T]):
     :param idempotent: False for calls that create something: they are only retried when the
         request certainly did not reach the server (connection refused, 429).
     :param none_if_missing: return None instead of raising on 404.
+    :param timeout: total seconds for this call, retries included; None uses the policy's ``call_timeout``.
     """
 
     method: str
@@ -69,6 +79,17 @@ class ApiCall(Generic[T]):
     parse: Callable[[Any], T] | None = None
     idempotent: bool = True
     none_if_missing: bool = False
+    timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class Pause:
+    """A flow step that waits, without blocking the event loop under :meth:`Transport.arun`; sends back None.
+
+    :param seconds: how long to wait.
+    """
+
+    seconds: float
 
 
 @dataclass(frozen=True)
@@ -79,12 +100,15 @@ class RetryPolicy:
     :param backoff_initial: first backoff in seconds; doubles on each failure, with full jitter.
     :param backoff_max: cap of the exponential backoff in seconds.
     :param retry_after_max: cap in seconds on a server's ``Retry-After``.
+    :param call_timeout: total seconds per API call, retries and pauses included; each attempt's
+        timeouts are cut to the time left, and no pause goes past it.
     """
 
     max_attempts: int = 5
     backoff_initial: float = 0.5
     backoff_max: float = 30.0
     retry_after_max: float = 120.0
+    call_timeout: float = 60.0
 
 
 @dataclass
@@ -168,7 +192,7 @@ def decode_response(call: ApiCall[Any], response: httpx.Response, auth_hint: str
         )
     retry_after = parse_retry_after(response.headers.get("retry-after"))
     error_cls = LightningAuthError if status in (401, 403) else LightningApiError
-    hint = auth_hint if status in (401, 403) else ""
+    hint = auth_hint if status in (401, 403) else _tls_only_hint(response, text)
     raise error_cls(
         status, message, code=code, method=method, path=path, retry_after=retry_after, hint=hint
     )
@@ -179,6 +203,7 @@ class Transport:
 
     :param base_url: API host, for example ``https://lightning.ai``.
     :param headers: headers sent on every request (``Authorization`` included; never logged).
+    :param conn_id: Airflow connection id, named in network errors ("" when there is none).
     :param timeout: httpx timeout (connect and read).
     :param retry: retry policy.
     :param verify: verify TLS certificates.
@@ -192,6 +217,7 @@ class Transport:
         base_url: str,
         headers: Mapping[str, str],
         *,
+        conn_id: str = "",
         timeout: httpx.Timeout | None = None,
         retry: RetryPolicy | None = None,
         verify: bool = True,
@@ -200,6 +226,7 @@ class Transport:
         async_http_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.conn_id = conn_id
         self._headers = {
             "Accept": "application/json",
             "Content-Type": "application/json",
@@ -229,8 +256,10 @@ class Transport:
             "follow_redirects": False,
         }
 
-    def build_request(self, client: httpx.Client | httpx.AsyncClient, call: ApiCall[Any]) -> httpx.Request:
-        """Build the HTTP request of a call (same for both clients)."""
+    def build_request(
+        self, client: httpx.Client | httpx.AsyncClient, call: ApiCall[Any], deadline: float | None = None
+    ) -> httpx.Request:
+        """Build the HTTP request of a call (same for both clients); ``deadline`` (monotonic) cuts its timeouts."""
         body = call.json
         if body is None and call.method in ("POST", "PUT", "DELETE", "PATCH"):
             body = {}
@@ -246,24 +275,58 @@ class Transport:
         self.stats.requests += 1
         route = httpx.URL(call.path).path
         self.stats.by_path[route] = self.stats.by_path.get(route, 0) + 1
-        return client.build_request(call.method, call.path, params=params, content=content)
+        timeout = self.timeout if deadline is None else _cut(self.timeout, deadline - time.monotonic())
+        return client.build_request(call.method, call.path, params=params, content=content, timeout=timeout)
 
     def _should_retry(self, call: ApiCall[Any], error: BaseException) -> bool:
         if isinstance(error, LightningApiError):
             if error.status == 429:
                 return True
             return call.idempotent and error.retryable
+        if _speaks_no_tls(error):  # a wrong scheme does not heal
+            return False
         if isinstance(error, UNSENT_ERRORS):
             return True
         return call.idempotent and isinstance(error, AMBIGUOUS_ERRORS)
 
-    def _wait(self, state: tenacity.RetryCallState) -> float:
+    def _asked_pause(self, state: tenacity.RetryCallState) -> float | None:
+        """The pause the server asked for after the failed attempt (``Retry-After``, capped); None when none."""
         error = state.outcome.exception() if state.outcome else None
         if isinstance(error, LightningApiError) and error.retry_after is not None:
-            self.stats.retry_after_honoured += 1
             return min(error.retry_after, self.retry.retry_after_max)
+        return None
+
+    def _shortest_pause(self, state: tenacity.RetryCallState) -> float:
+        """The least the next pause can be: the server's ``Retry-After``, else the smallest backoff."""
+        asked = self._asked_pause(state)
+        return self.retry.backoff_initial / 2 if asked is None else asked
+
+    def _stop(self, deadline: float) -> Callable[[tenacity.RetryCallState], bool]:
+        """Stop condition: no attempts left, or the pause plus a useful attempt no longer fit before ``deadline``."""
+
+        def stop(state: tenacity.RetryCallState) -> bool:
+            if state.attempt_number >= self.retry.max_attempts:
+                return True
+            return time.monotonic() + self._shortest_pause(state) + MIN_ATTEMPT_SECONDS > deadline
+
+        return stop
+
+    def _pause(self, state: tenacity.RetryCallState) -> float:
+        """The pause before the next attempt: the server's ``Retry-After``, else jittered exponential backoff."""
+        asked = self._asked_pause(state)
+        if asked is not None:
+            self.stats.retry_after_honoured += 1
+            return asked
         ceiling = min(self.retry.backoff_max, self.retry.backoff_initial * 2 ** (state.attempt_number - 1))
         return random.uniform(self.retry.backoff_initial / 2, ceiling)
+
+    def _wait(self, deadline: float) -> Callable[[tenacity.RetryCallState], float]:
+        """Wait strategy: the pause, cut so that a useful attempt still fits before ``deadline``."""
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            return max(0.0, min(self._pause(state), deadline - time.monotonic() - MIN_ATTEMPT_SECONDS))
+
+        return wait
 
     def _before_sleep(self, call: ApiCall[Any]) -> Callable[[tenacity.RetryCallState], None]:
         def before_sleep(state: tenacity.RetryCallState) -> None:
@@ -278,14 +341,18 @@ class Transport:
 
         return before_sleep
 
-    def _retry_kwargs(self, call: ApiCall[Any]) -> dict[str, Any]:
+    def _retry_kwargs(self, call: ApiCall[Any], deadline: float) -> dict[str, Any]:
         return {
-            "stop": tenacity.stop_after_attempt(self.retry.max_attempts),
-            "wait": self._wait,
+            "stop": self._stop(deadline),
+            "wait": self._wait(deadline),
             "retry": tenacity.retry_if_exception(lambda err: self._should_retry(call, err)),
             "before_sleep": self._before_sleep(call),
             "reraise": True,
         }
+
+    def _deadline(self, call: ApiCall[Any]) -> float:
+        """When (``time.monotonic``) the call must be done, retries included."""
+        return time.monotonic() + (self.retry.call_timeout if call.timeout is None else call.timeout)
 
     # -- drivers: the only sync/async pair -----------------------------------------------------
 
@@ -293,9 +360,10 @@ class Transport:
         if self._client is None:
             self._client = httpx.Client(transport=self._http_transport, **self._client_kwargs())
         client = self._client
-        for attempt in tenacity.Retrying(**self._retry_kwargs(call)):
+        deadline = self._deadline(call)
+        for attempt in tenacity.Retrying(**self._retry_kwargs(call, deadline)):
             with attempt:
-                response = client.send(self.build_request(client, call))
+                response = client.send(self.build_request(client, call, deadline))
                 return decode_response(call, response, self.auth_hint)  # type: ignore[no-any-return]
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -303,45 +371,110 @@ class Transport:
         if self._aclient is None:
             self._aclient = httpx.AsyncClient(transport=self._async_http_transport, **self._client_kwargs())
         client = self._aclient
-        async for attempt in tenacity.AsyncRetrying(**self._retry_kwargs(call)):
+        deadline = self._deadline(call)
+        async for attempt in tenacity.AsyncRetrying(**self._retry_kwargs(call, deadline)):
             with attempt:
-                response = await client.send(self.build_request(client, call))
+                response = await client.send(self.build_request(client, call, deadline))
                 return decode_response(call, response, self.auth_hint)  # type: ignore[no-any-return]
         raise AssertionError("unreachable")  # pragma: no cover
 
     def run(self, operation: Operation[T]) -> T:
-        """Run a call or a flow synchronously and return its result."""
-        if isinstance(operation, ApiCall):
-            return self._send(operation)
-        flow = operation
-        try:
-            call = next(flow)
-            while True:
-                try:
-                    result = self._send(call)
-                except Exception as error:  # the flow decides what an error means
-                    call = flow.throw(error)
-                else:
-                    call = flow.send(result)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
+        """Run a call or a flow synchronously and return its result.
+
+        A network failure that leaves it is a :class:`LightningNetworkError`; a flow itself is thrown
+        the raw httpx error, so that it can tell an ambiguous failure from an unsent request.
+        """
+        with self._named_network_errors():
+            if isinstance(operation, ApiCall):
+                return self._send(operation)
+            flow = operation
+            try:
+                call = next(flow)
+                while True:
+                    if isinstance(call, Pause):
+                        time.sleep(call.seconds)
+                        call = flow.send(None)
+                        continue
+                    try:
+                        result = self._send(call)
+                    except Exception as error:  # the flow decides what an error means
+                        call = flow.throw(error)
+                    else:
+                        call = flow.send(result)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
 
     async def arun(self, operation: Operation[T]) -> T:
-        """Run a call or a flow on the event loop and return its result."""
-        if isinstance(operation, ApiCall):
-            return await self._asend(operation)
-        flow = operation
+        """Run a call or a flow on the event loop and return its result (errors as in :meth:`run`)."""
+        with self._named_network_errors():
+            if isinstance(operation, ApiCall):
+                return await self._asend(operation)
+            flow = operation
+            try:
+                call = next(flow)
+                while True:
+                    if isinstance(call, Pause):
+                        await asyncio.sleep(call.seconds)
+                        call = flow.send(None)
+                        continue
+                    try:
+                        result = await self._asend(call)
+                    except Exception as error:
+                        call = flow.throw(error)
+                    else:
+                        call = flow.send(result)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+
+    @contextlib.contextmanager
+    def _named_network_errors(self) -> Iterator[None]:
+        """Re-raise an httpx request error leaving the block as a :class:`LightningNetworkError`."""
         try:
-            call = next(flow)
-            while True:
-                try:
-                    result = await self._asend(call)
-                except Exception as error:
-                    call = flow.throw(error)
-                else:
-                    call = flow.send(result)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
+            yield
+        except LightningNetworkError:
+            raise
+        except httpx.RequestError as error:
+            raise self.network_error(error) from error
+
+    def network_error(self, error: httpx.RequestError) -> LightningNetworkError:
+        """The :class:`LightningNetworkError` naming this connection, the method and the URL of ``error``."""
+        request = _request_of(error)
+        url = request.url if request is not None else httpx.URL(self.base_url)
+        return LightningNetworkError(
+            _describe(error),
+            method=request.method if request is not None else "",
+            url=_public_url(url),
+            conn_id=self.conn_id,
+            ambiguous=not isinstance(error, (*UNSENT_ERRORS, httpx.UnsupportedProtocol)),
+            hint=self._network_hint(error, url),
+            request=request,
+        )
+
+    def _network_hint(self, error: httpx.RequestError, url: httpx.URL) -> str:
+        """A sentence on the likely cause of a network failure, or ""."""
+        address = _address(url)
+        if _speaks_no_tls(error):
+            return (
+                f"The server at {address} does not speak TLS: is the connection's host meant to be "
+                f"{_origin(url, 'http')}?"
+            )
+        if isinstance(error, httpx.RemoteProtocolError) and url.scheme == "http" and "illegal" in str(error):
+            return (
+                f"The answer from {address} is not HTTP: if that server speaks TLS, the connection's host "
+                f"should be {_origin(url, 'https')}"
+            )
+        if isinstance(error, httpx.ConnectTimeout):
+            return (
+                f"No connection to {address} within the connect timeout ({_seconds(self.timeout.connect)}): "
+                "check the host and the network"
+            )
+        if isinstance(error, (httpx.ReadTimeout, httpx.WriteTimeout)):
+            return (
+                f"The server at {address} accepted the connection but sent no answer in time (read timeout "
+                f"{_seconds(self.timeout.read)}; each API call gives up after {_seconds(self.retry.call_timeout)}, "
+                "retries included: connection extras read_timeout and call_timeout)"
+            )
+        return ""
 
     def close(self) -> None:
         """Close the sync client (the async one must be closed on its loop with :meth:`aclose`)."""
@@ -361,6 +494,64 @@ def _query_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def _cut(timeout: httpx.Timeout, left: float) -> httpx.Timeout:
+    """``timeout`` with every phase cut to ``left`` seconds (never below a hundredth of a second)."""
+    left = max(left, 0.01)
+
+    def cut(value: float | None) -> float:
+        return left if value is None else min(value, left)
+
+    return httpx.Timeout(
+        connect=cut(timeout.connect), read=cut(timeout.read), write=cut(timeout.write), pool=cut(timeout.pool)
+    )
+
+
+def _seconds(value: float | None) -> str:
+    """``30 s`` for 30.0, ``no limit`` for None."""
+    return "no limit" if value is None else f"{value:g} s"
+
+
+def _request_of(error: httpx.RequestError) -> httpx.Request | None:
+    """The request an httpx error belongs to; None when httpx did not attach it."""
+    try:
+        return error.request
+    except RuntimeError:
+        return None
+
+
+def _public_url(url: httpx.URL) -> str:
+    """Scheme, host, port and path of ``url``: no user info, no query string, no fragment."""
+    return f"{url.scheme}://{url.netloc.decode('ascii')}{url.path}"
+
+
+def _origin(url: httpx.URL, scheme: str) -> str:
+    """``scheme://host:port`` of ``url`` with another scheme (the port is kept, it is the one that answered)."""
+    return f"{scheme}://{_address(url)}"
+
+
+def _address(url: httpx.URL) -> str:
+    """``host:port`` of ``url``, with the scheme's default port when it has none."""
+    port = url.port or (443 if url.scheme == "https" else 80)
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    return f"{host}:{port}"
+
+
+def _speaks_no_tls(error: BaseException) -> bool:
+    """Whether a TLS handshake failed because the server answered in plain HTTP."""
+    return isinstance(error, httpx.ConnectError) and any(marker in str(error) for marker in _NOT_TLS_MARKERS)
+
+
+def _tls_only_hint(response: httpx.Response, text: str) -> str:
+    """A hint when a TLS-only server refused a plain-HTTP request, else ""."""
+    if response.status_code != 400 or not any(marker in text for marker in _TLS_ONLY_MARKERS):
+        return ""
+    try:
+        url = response.request.url
+    except RuntimeError:  # a response built without a request
+        return "The server only speaks TLS: the connection's host should start with https://"
+    return f"The server at {_address(url)} only speaks TLS: the connection's host should be {_origin(url, 'https')}"
 
 
 def _describe(error: BaseException | None) -> str:

@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 from airflow_provider_lightning.api.errors import LightningConfigError
 
 DEFAULT_URL = "https://lightning.ai"
+# Total seconds per API call, retries included: a host that never answers fails a task in about this long.
+DEFAULT_CALL_TIMEOUT = 60.0
 ENV_FALLBACK = ("LIGHTNING_USER_ID", "LIGHTNING_API_KEY", "LIGHTNING_AUTH_TOKEN", "LIGHTNING_CLOUD_URL")
 
 
@@ -57,6 +59,7 @@ class ConnectionSettings:
     connect_timeout: float = 10.0
     read_timeout: float = 30.0
     max_attempts: int = 5
+    call_timeout: float = DEFAULT_CALL_TIMEOUT
     verify: bool = True
     source: str = "connection"
 
@@ -173,6 +176,7 @@ class ConnectionSettings:
             connect_timeout=_as_number(extra, "connect_timeout", 10.0, 0.1),
             read_timeout=_as_number(extra, "read_timeout", 30.0, 0.1),
             max_attempts=max_attempts,
+            call_timeout=_as_number(extra, "call_timeout", DEFAULT_CALL_TIMEOUT, 1.0),
             verify=not _as_bool(extra.get("insecure_skip_verify", False)),
             source=source,
         )

@@ -11,7 +11,12 @@ import httpx
 import pytest
 from scripted_server import Reply, ScriptedServer
 
-from airflow_provider_lightning.api.errors import LightningApiError, LightningAuthError, LightningResponseError
+from airflow_provider_lightning.api.errors import (
+    LightningApiError,
+    LightningAuthError,
+    LightningNetworkError,
+    LightningResponseError,
+)
 from airflow_provider_lightning.api.transport import ApiCall, RetryPolicy, Transport, parse_retry_after
 
 FAST = RetryPolicy(max_attempts=4, backoff_initial=0.01, backoff_max=0.02, retry_after_max=0.3)
@@ -127,11 +132,12 @@ def test_dropped_connection_is_retried_for_reads():
         assert transport(srv.url).run(ApiCall("GET", "/v1/auth/whoami")) == {"a": 1}
 
 
-def test_connection_refused_is_retried_then_raised():
+def test_connection_refused_is_retried_then_raised_as_a_network_error():
     t = transport("http://127.0.0.1:9", RetryPolicy(max_attempts=2, backoff_initial=0.01))
-    with pytest.raises(httpx.ConnectError):
+    with pytest.raises(LightningNetworkError) as err:
         t.run(ApiCall("GET", "/v1/auth/whoami"))
     assert t.stats.requests == 2
+    assert isinstance(err.value.__cause__, httpx.ConnectError) and "127.0.0.1:9" in str(err.value)
 
 
 def test_request_shape_matches_the_sdk():
