@@ -5,7 +5,8 @@
 * One ``lightning_schedule_<name>`` DAG per schedule in ``lightning_schedules.json`` (written by
   ``python -m airflow_provider_lightning.schedules sync --output ...``): same cron, same time zone,
   ``max_active_runs=1`` when the schedule does not allow parallel runs. Parsing this file reads the
-  snapshot only; it makes no network call.
+  snapshot only; it makes no network call. Until the snapshot exists there are no such DAGs (the manage
+  DAG writes it), and a schedule that cannot be mapped is skipped with an import warning.
 """
 
 from __future__ import annotations
@@ -43,5 +44,5 @@ with DAG(
     nightly >> sync
 
 # [START howto_lightning_schedule_dags]
-globals().update(dags_from_snapshot(SNAPSHOT))
+globals().update(dags_from_snapshot(SNAPSHOT, missing_ok=True))
 # [END howto_lightning_schedule_dags]

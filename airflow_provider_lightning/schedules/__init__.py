@@ -15,6 +15,7 @@ from __future__ import annotations
 from airflow_provider_lightning.schedules.errors import (
     DSTAmbiguityError,
     InvalidCronError,
+    LightningScheduleWarning,
     ScheduleError,
     UnknownTimezoneError,
     UnsupportedScheduleError,
@@ -39,6 +40,7 @@ __all__ = [
     "DSTConflict",
     "InvalidCronError",
     "LightningSchedule",
+    "LightningScheduleWarning",
     "ScheduleError",
     "Transition",
     "UnknownTimezoneError",

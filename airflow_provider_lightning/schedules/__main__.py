@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,15 +24,27 @@ def main(argv: list[str] | None = None) -> int:
 
     with LightningHook(args.conn_id, teamspace=args.teamspace) as hook:
         if args.command == "sync":
-            snapshot = sync_snapshot(hook, args.output, pause=args.pause)
-            paused = sum(1 for entry in snapshot["schedules"] if entry["paused_by_sync"])
-            print(
-                f"wrote {len(snapshot['schedules'])} schedules of {snapshot['teamspace']} to {args.output}"
-                f" ({paused} paused on Lightning)"
-            )
+            report_sync(sync_snapshot(hook, args.output, pause=args.pause), args.output)
         else:
             print(f"resumed {restore_schedules(hook, args.snapshot)} schedules")
     return 0
+
+
+def report_sync(snapshot: dict[str, Any], output: str) -> None:
+    """Print what a sync wrote, and a warning on stderr for each schedule that cannot become a DAG.
+
+    :param snapshot: the snapshot ``sync_snapshot`` returned.
+    :param output: the snapshot file it was written to.
+    """
+    from airflow_provider_lightning.schedules.factory import unmappable_message
+
+    paused = sum(1 for entry in snapshot["schedules"] if entry["paused_by_sync"])
+    print(
+        f"wrote {len(snapshot['schedules'])} schedules of {snapshot['teamspace']} to {output}"
+        f" ({paused} paused on Lightning)"
+    )
+    for item in snapshot["unmappable"]:
+        print(f"warning: {unmappable_message(item)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
-"""Exceptions of :mod:`airflow_provider_lightning.schedules` (all are ``ValueError`` subclasses)."""
+"""Exceptions (all ``ValueError`` subclasses) and the warning of :mod:`airflow_provider_lightning.schedules`."""
 
 from __future__ import annotations
 
 __all__ = [
     "DSTAmbiguityError",
     "InvalidCronError",
+    "LightningScheduleWarning",
     "ScheduleError",
     "UnknownTimezoneError",
     "UnsupportedScheduleError",
@@ -29,3 +30,10 @@ class DSTAmbiguityError(ScheduleError):
 
 class UnsupportedScheduleError(ScheduleError):
     """An Airflow schedule that a Lightning cron schedule cannot express (``@once``, assets, timedelta...)."""
+
+
+class LightningScheduleWarning(UserWarning):
+    """A Lightning schedule that cannot become an Airflow DAG, so it is skipped (the message says why).
+
+    Emitted while a DAG file is parsed, so Airflow shows it among the file's import warnings.
+    """

@@ -7,7 +7,9 @@
 * :func:`dags_from_snapshot` builds one DAG per schedule: same cron, same time zone
   (``CronTriggerTimetable``), ``max_active_runs=1`` when parallel runs are off, and a task that does
   what the schedule did (run the command in the Studio, start or stop the Studio, or trigger the
-  pipeline schedule's run).
+  pipeline schedule's run). A schedule that cannot be mapped (invalid, ambiguous around DST, or
+  targeting nothing) is skipped with one :class:`.LightningScheduleWarning` naming it and the reason;
+  the sync lists those schedules under ``"unmappable"``.
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ import json
 import os
 import re
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_lightning.schedules.errors import ScheduleError
-from airflow_provider_lightning.schedules.mapping import LightningSchedule, to_airflow
+from airflow_provider_lightning.schedules.errors import LightningScheduleWarning, ScheduleError
+from airflow_provider_lightning.schedules.mapping import AirflowSchedule, LightningSchedule, to_airflow
 
 SNAPSHOT_VERSION = 1
 
@@ -36,6 +39,9 @@ def _write_atomically(path: Path, data: dict[str, Any]) -> None:
 def sync_snapshot(hook: Any, path: str | Path, *, pause: bool = False) -> dict[str, Any]:
     """Read every schedule of the hook's teamspace, write the snapshot to ``path`` and return it.
 
+    The snapshot's ``"unmappable"`` lists (``name``, ``id``, ``reason``) the schedules written that
+    :func:`dags_from_snapshot` cannot turn into a DAG; :func:`unmappable_message` words one for a warning.
+
     :param hook: a ``LightningHook``.
     :param path: the snapshot file to write (atomically).
     :param pause: pause (``state: stopped``) the Lightning-side schedules that are running.
@@ -49,29 +55,62 @@ def sync_snapshot(hook: Any, path: str | Path, *, pause: bool = False) -> dict[s
     studios = hook.run(_list_studios(project_id))
     entries = []
     for raw in hook.run(api.list_schedules(project_id)):
-        studio = studios.get(wire.text(raw, "resource_id"), {})
         paused_now = pause and wire.text(raw, "state") == "running"
         if paused_now:
             raw = hook.run(api.set_state(project_id, raw, "stopped"))
-        entries.append(
-            {
-                "schedule": raw,
-                "studio_name": wire.text(studio, "name"),
-                "studio_machine": wire.text(
-                    wire.field(wire.field(studio, "code_config", {}), "compute_config", {}), "name"
-                ),
-                "paused_by_sync": paused_now,
-            }
-        )
+        entries.append(_snapshot_entry(raw, studios, paused_now))
     snapshot = {
         "version": SNAPSHOT_VERSION,
         "teamspace": hook.teamspace.slug,
         "lightning_conn_id": hook.lightning_conn_id,
         "synced_at": pendulum.now("UTC").isoformat(),
         "schedules": entries,
+        "unmappable": _unmappable(entries),
     }
     _write_atomically(Path(path), snapshot)
     return snapshot
+
+
+def _snapshot_entry(raw: dict[str, Any], studios: dict[str, dict[str, Any]], paused_by_sync: bool) -> dict[str, Any]:
+    """One schedule of the snapshot, with the name and machine of the Studio it targets.
+
+    :param raw: the schedule as the API returned it.
+    :param studios: the teamspace's Studios by id.
+    :param paused_by_sync: whether this sync paused the schedule.
+    """
+    from airflow_provider_lightning.api import wire
+
+    studio = studios.get(wire.text(raw, "resource_id"), {})
+    compute = wire.field(wire.field(studio, "code_config", {}), "compute_config", {})
+    return {
+        "schedule": raw,
+        "studio_name": wire.text(studio, "name"),
+        "studio_machine": wire.text(compute, "name"),
+        "paused_by_sync": paused_by_sync,
+    }
+
+
+def _unmappable(entries: list[Any]) -> list[dict[str, str]]:
+    """``{name, id, reason}`` of each snapshot entry that cannot become a DAG.
+
+    :param entries: the snapshot's schedules.
+    """
+    found = []
+    for entry in entries:
+        try:
+            _mapped(entry)
+        except ScheduleError as error:
+            raw = _raw(entry)
+            found.append({"name": _label(raw), "id": str(raw.get("id") or ""), "reason": str(error)})
+    return found
+
+
+def unmappable_message(item: dict[str, str]) -> str:
+    """The warning for a schedule that cannot become a DAG.
+
+    :param item: ``{name, reason}`` as listed in a snapshot's ``"unmappable"``.
+    """
+    return f"Lightning schedule {item['name']!r} is not mapped to an Airflow DAG: {item['reason']}"
 
 
 def _list_studios(project_id: str) -> Any:
@@ -124,36 +163,120 @@ def _dag_id(prefix: str, name: str) -> str:
     return prefix + (re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "schedule")
 
 
-def _task(entry: dict[str, Any], schedule: LightningSchedule, conn_id: str) -> Any:
-    """The task that does what the schedule did."""
-    name = schedule.name or schedule.id or "schedule"
-    studio = entry.get("studio_name") or ""
+def _raw(entry: Any) -> dict[str, Any]:
+    """The ``V1Schedule`` of a snapshot entry (``{}`` when the entry has none).
+
+    :param entry: one schedule of the snapshot.
+    """
+    raw = entry.get("schedule") if isinstance(entry, dict) else None
+    return raw if isinstance(raw, dict) else {}
+
+
+def _label(raw: dict[str, Any]) -> str:
+    """How messages name a schedule: its name, else its display name, else its id.
+
+    :param raw: the schedule as the API returned it.
+    """
+    return str(raw.get("name") or raw.get("displayName") or raw.get("id") or "<unnamed>")
+
+
+def _mapped(entry: Any) -> tuple[LightningSchedule, AirflowSchedule]:
+    """The entry's schedule and its Airflow schedule; ScheduleError says why it cannot become a DAG.
+
+    :param entry: one schedule of the snapshot.
+    """
+    if not isinstance(entry, dict) or not isinstance(entry.get("schedule"), dict):
+        raise ScheduleError("the snapshot entry has no schedule object")
+    schedule = LightningSchedule.from_api(entry["schedule"])
+    _check_target(schedule, entry.get("studio_name") or "")
+    return schedule, to_airflow(schedule)
+
+
+def _check_target(schedule: LightningSchedule, studio_name: str) -> None:
+    """Raise ScheduleError unless a task can do what the schedule does.
+
+    :param schedule: the schedule.
+    :param studio_name: the name of the Studio it targets (empty when that Studio does not exist).
+    """
     if schedule.resource_type == "CLOUDSPACE_STUDIO":
-        if not studio:
-            raise ScheduleError(f"schedule {name!r} targets Studio {schedule.resource_id!r}, which does not exist")
-        common: dict[str, Any] = {"studio_name": studio, "lightning_conn_id": conn_id}
-        if schedule.action_type == "START":
-            from airflow_provider_lightning.operators.studios import LightningStudioStartOperator
+        if not studio_name:
+            raise ScheduleError(f"it targets Studio {schedule.resource_id!r}, which does not exist")
+        if schedule.action_type not in ("START", "STOP") and not schedule.command:
+            raise ScheduleError("it has no command and no START/STOP action: it does nothing")
+    elif schedule.resource_type != "PIPELINE":
+        raise ScheduleError(f"it targets {schedule.resource_type or 'nothing'}, which has no DAG mapping")
 
-            return LightningStudioStartOperator(
-                task_id="start_studio", machine=entry.get("studio_machine") or "CPU", **common
-            )
-        if schedule.action_type == "STOP":
-            from airflow_provider_lightning.operators.studios import LightningStudioStopOperator
 
-            return LightningStudioStopOperator(task_id="stop_studio", **common)
-        if not schedule.command:
-            raise ScheduleError(f"schedule {name!r} has no command and no START/STOP action: it targets nothing")
-        from airflow_provider_lightning.operators.studios import LightningStudioCommandOperator
+def _task(entry: dict[str, Any], schedule: LightningSchedule, conn_id: str) -> Any:
+    """The task that does what the schedule did (its target was checked by :func:`_check_target`).
 
-        return LightningStudioCommandOperator(task_id="run_command", command=schedule.command, **common)
+    :param entry: the snapshot entry (the Studio's name and machine).
+    :param schedule: the schedule.
+    :param conn_id: connection the task uses.
+    """
     if schedule.resource_type == "PIPELINE":
         from airflow_provider_lightning.operators.schedules import LightningTriggerScheduleRunOperator
 
         return LightningTriggerScheduleRunOperator(
-            task_id="run_pipeline", schedule_name=name, lightning_conn_id=conn_id
+            task_id="run_pipeline", schedule_name=schedule.name or schedule.id or "schedule", lightning_conn_id=conn_id
         )
-    raise ScheduleError(f"schedule {name!r} targets {schedule.resource_type or 'nothing'}, which has no DAG mapping")
+    common: dict[str, Any] = {"studio_name": entry["studio_name"], "lightning_conn_id": conn_id}
+    if schedule.action_type == "START":
+        from airflow_provider_lightning.operators.studios import LightningStudioStartOperator
+
+        return LightningStudioStartOperator(
+            task_id="start_studio", machine=entry.get("studio_machine") or "CPU", **common
+        )
+    if schedule.action_type == "STOP":
+        from airflow_provider_lightning.operators.studios import LightningStudioStopOperator
+
+        return LightningStudioStopOperator(task_id="stop_studio", **common)
+    from airflow_provider_lightning.operators.studios import LightningStudioCommandOperator
+
+    return LightningStudioCommandOperator(task_id="run_command", command=schedule.command or "", **common)
+
+
+def _skip(entry: Any, error: ScheduleError, *, strict: bool) -> None:
+    """Report a schedule that cannot become a DAG: a LightningScheduleWarning, or ScheduleError when strict.
+
+    The warning points at the line of the DAG file that called :func:`dags_from_snapshot`.
+
+    :param entry: the snapshot entry.
+    :param error: why it cannot become a DAG.
+    :param strict: raise instead of warning.
+    """
+    label = _label(_raw(entry))
+    if strict:
+        raise ScheduleError(f"schedule {label!r}: {error}") from None
+    warnings.warn(unmappable_message({"name": label, "reason": str(error)}), LightningScheduleWarning, stacklevel=3)
+
+
+def _dag(
+    entry: dict[str, Any], mapped: tuple[LightningSchedule, AirflowSchedule], *, dag_id_prefix: str, conn_id: str,
+    start: Any, tags: tuple[str, ...],
+) -> Any:
+    """The DAG of one mapped schedule: its timetable and the task doing what the schedule did.
+
+    :param entry: the snapshot entry.
+    :param mapped: the schedule and its Airflow schedule.
+    :param dag_id_prefix: prefix of the dag id.
+    :param conn_id: connection the task uses.
+    :param start: the DAG's start date.
+    :param tags: the DAG's tags.
+    """
+    from airflow.sdk import DAG
+
+    schedule, airflow_schedule = mapped
+    name = schedule.name or str(entry["schedule"].get("name") or schedule.id)
+    with DAG(
+        dag_id=_dag_id(dag_id_prefix, name),
+        start_date=start,
+        tags=list(tags),
+        doc_md=f"Mapped from Lightning schedule `{name}` ({schedule.cron_expression}, {schedule.timezone}).",
+        **airflow_schedule.dag_kwargs(),
+    ) as dag:
+        _task(entry, schedule, conn_id)
+    return dag
 
 
 def dags_from_snapshot(
@@ -162,38 +285,38 @@ def dags_from_snapshot(
     dag_id_prefix: str = "lightning_schedule_",
     lightning_conn_id: str | None = None,
     tags: tuple[str, ...] = ("lightning", "schedule"),
+    strict: bool = False,
+    missing_ok: bool = False,
 ) -> dict[str, Any]:
     """One DAG per schedule in the snapshot at ``path``, keyed by dag id (reads the file only).
+
+    A schedule that cannot be mapped (invalid, ambiguous around DST, or targeting nothing) gets no DAG
+    and one :class:`~airflow_provider_lightning.schedules.errors.LightningScheduleWarning` naming it and
+    the reason, which Airflow lists among the DAG file's import warnings.
 
     :param path: snapshot written by :func:`sync_snapshot`.
     :param dag_id_prefix: prefix of the generated dag ids.
     :param lightning_conn_id: connection the tasks use (default: the one the snapshot was synced with).
     :param tags: tags of the generated DAGs.
-    :raises ScheduleError: a schedule that is invalid, ambiguous around DST or targets nothing (named).
+    :param strict: raise ScheduleError on the first schedule that cannot be mapped instead of warning.
+    :param missing_ok: return no DAG when ``path`` does not exist (a DAG file bootstrapping its snapshot).
+    :raises ScheduleError: the snapshot is missing (unless ``missing_ok``) or malformed; with ``strict``,
+        a schedule that cannot be mapped (named).
     """
+    if missing_ok and not Path(path).exists():
+        return {}
     import pendulum
-    from airflow.sdk import DAG
 
     snapshot = load_snapshot(path)
     conn_id = lightning_conn_id or snapshot.get("lightning_conn_id") or "lightning_default"
     start: Any = pendulum.parse(snapshot.get("synced_at") or "2026-01-01T00:00:00+00:00")
     dags: dict[str, Any] = {}
     for entry in snapshot["schedules"]:
-        raw = entry.get("schedule") or {}
         try:
-            schedule = LightningSchedule.from_api(raw)
-            airflow_schedule = to_airflow(schedule)
+            mapped = _mapped(entry)
         except ScheduleError as error:
-            raise ScheduleError(f"schedule {raw.get('name') or raw.get('displayName')!r}: {error}") from None
-        name = schedule.name or str(raw.get("name") or schedule.id)
-        dag_id = _dag_id(dag_id_prefix, name)
-        with DAG(
-            dag_id=dag_id,
-            start_date=start,
-            tags=list(tags),
-            doc_md=f"Mapped from Lightning schedule `{name}` ({schedule.cron_expression}, {schedule.timezone}).",
-            **airflow_schedule.dag_kwargs(),
-        ) as dag:
-            _task(entry, schedule, conn_id)
-        dags[dag_id] = dag
+            _skip(entry, error, strict=strict)
+            continue
+        dag = _dag(entry, mapped, dag_id_prefix=dag_id_prefix, conn_id=conn_id, start=start, tags=tags)
+        dags[dag.dag_id] = dag
     return dags

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -192,9 +192,6 @@ class LightningSchedule:
     def validate(self, *, since: datetime | None = None, years: int = DEFAULT_HORIZON_YEARS) -> ValidatedCron:
         """Run the full check, including DST agreement; returns ``(expression, timezone)``."""
         return validate_cron(self.cron_expression, self.timezone, since=since, years=years)
-
-    def with_cron(self, cron_expression: str, timezone: str | None = None) -> LightningSchedule:
-        return replace(self, cron_expression=cron_expression, timezone=timezone or self.timezone)
 
 
 @dataclass(frozen=True)

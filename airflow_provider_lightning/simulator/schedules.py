@@ -21,9 +21,14 @@ Firing
 Validation (400 INVALID_ARGUMENT)
     An invalid ``cronExpression`` or unknown ``timezone`` (default ``UTC``), a ``resourceType`` other than
     ``PIPELINE``, ``CLOUDSPACE_STUDIO`` or ``KUBERNETES_JOB``, an empty ``resourceId``, a Studio schedule
-    whose cloudspace does not exist or that has neither a ``command`` nor a START/STOP ``actionType``, a
-    ``state`` other than ``running``/``stopped``. A taken ``name`` (default: the ``displayName``) gets a
-    ``-N`` suffix.
+    whose cloudspace does not exist or that has neither a ``command`` nor a START/STOP ``actionType``, an
+    update to a ``state`` other than ``running``/``stopped``.
+
+Create body
+    Only the fields of ``SchedulesServiceCreateScheduleBody`` (``CREATE_FIELDS``) count; others, such
+    as ``name`` or ``state``, are ignored like the real server ignores unknown fields. A new schedule
+    is ``running``; pause it with an update. Its ``name`` is its ``displayName`` (``schedule`` when
+    empty), with a ``-N`` suffix when another schedule has it.
 
 Runs (``V1ScheduleRun`` plus ``scheduledAt``, ``startedAt``, ``exitCode``, ``sessionName``)
     ``state``: ``pending`` -> ``running`` -> ``succeeded`` | ``failed``.
@@ -79,7 +84,19 @@ RUN_RUNNING = "running"
 RUN_SUCCEEDED = "succeeded"
 RUN_FAILED = "failed"
 MAX_CATCH_UP = 100  # instants replayed per schedule per clock move
-# Fields a create or update body may set (the rest of ``V1Schedule`` is read-only).
+# ``SchedulesServiceCreateScheduleBody``: the only fields a create reads.
+CREATE_FIELDS = (
+    "actionType",
+    "command",
+    "cronExpression",
+    "displayName",
+    "parallelRuns",
+    "parentResourceId",
+    "resourceId",
+    "resourceType",
+    "timezone",
+)
+# Fields an update body may set (the rest of ``V1Schedule`` is read-only).
 EDITABLE = (
     "actionType",
     "clusterId",
@@ -467,17 +484,17 @@ class ScheduleService:
         return schedule
 
     def create(self, project_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        """``POST /schedules``: validate, store and arm the schedule (a taken name gets a ``-N`` suffix).
+        """``POST /schedules``: validate, store and arm the schedule, named after its ``displayName``.
 
         :param project_id: the teamspace.
-        :param body: ``SchedulesServiceCreateScheduleBody``.
+        :param body: ``SchedulesServiceCreateScheduleBody`` (other fields are ignored).
         """
-        body = camelize(body)
+        body = {k: v for k, v in camelize(body).items() if k in CREATE_FIELDS}
         with self.lock:
             self.store.require_project(project_id)
             values = self._validated(project_id, body)
             display = as_str(body.get("displayName")).strip()
-            name = self._unique_name(project_id, as_str(body.get("name")).strip() or display or "schedule")
+            name = self._unique_name(project_id, display or "schedule")
             now = self.now_ns()
             schedule = Schedule(
                 id=new_id("sched", self._rng, self.schedules),

@@ -2,23 +2,39 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
+import sys
 import uuid
+import warnings
 from datetime import UTC, datetime
+from pathlib import Path
 
+import httpx
 import pendulum
 import pytest
 from airflow.sdk.exceptions import AirflowException
 from task_context import context
 
+from airflow_provider_lightning.api import schedules as schedules_api
 from airflow_provider_lightning.hooks.lightning import LightningHook
 from airflow_provider_lightning.operators.schedules import (
     LightningDeleteScheduleOperator,
     LightningScheduleOperator,
+    LightningSyncSchedulesOperator,
     LightningTriggerScheduleRunOperator,
 )
 from airflow_provider_lightning.operators.studios import LightningStudioStartOperator
-from airflow_provider_lightning.schedules import ScheduleError
+from airflow_provider_lightning.schedules import LightningSchedule, LightningScheduleWarning, ScheduleError
 from airflow_provider_lightning.schedules.factory import dags_from_snapshot, restore_schedules, sync_snapshot
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "example_dags"
+# SchedulesServiceCreateScheduleBody, as listed in the API reference (appendix A.7).
+CREATE_BODY_FIELDS = {"actionType", "command", "cronExpression", "displayName", "parallelRuns", "parentResourceId",
+                      "resourceId", "resourceType", "timezone"}
+BERLIN_DST_GAP = {"cronExpression": "30 2 * * *", "timezone": "Europe/Berlin"}  # 02:30 is skipped in spring
 
 
 @pytest.fixture
@@ -136,24 +152,197 @@ def test_mapped_dag_and_lightning_schedule_fire_at_the_same_instants(sim, studio
     assert fired == expected
 
 
-def test_snapshot_entry_that_targets_nothing_is_a_clear_parse_error(tmp_path):
-    import json
+def studio_entry(name: str, studio_name: str = "sim-studio", **fields) -> dict:
+    """A snapshot entry for a Studio schedule running a command (``fields`` override the schedule's)."""
+    schedule = {"name": name, "displayName": name, "id": f"sched-{name}", "cronExpression": "0 1 * * *",
+                "timezone": "UTC", "resourceType": "CLOUDSPACE_STUDIO", "resourceId": "cs-1", "command": "echo",
+                **fields}
+    return {"schedule": schedule, "studio_name": studio_name, "studio_machine": "cpu-4", "paused_by_sync": False}
 
-    bad = {"version": 1, "schedules": [{"studio_name": "", "schedule": {
-        "name": "orphan", "cronExpression": "0 1 * * *", "timezone": "UTC", "resourceType": "CLOUDSPACE_STUDIO",
-        "resourceId": "cs-gone", "command": "echo"}}]}
-    (tmp_path / "s.json").write_text(json.dumps(bad))
-    with pytest.raises(ScheduleError, match="'orphan' targets Studio 'cs-gone', which does not exist"):
-        dags_from_snapshot(tmp_path / "s.json")
+
+def write_snapshot(path: Path, *entries: dict) -> Path:
+    path.write_text(json.dumps({"version": 1, "lightning_conn_id": "lightning_default", "schedules": list(entries)}))
+    return path
+
+
+def schedule_warnings(caught) -> list[str]:
+    return [str(w.message) for w in caught if issubclass(w.category, LightningScheduleWarning)]
+
+
+def test_unmappable_schedules_are_skipped_with_one_warning_each_and_the_others_become_dags(tmp_path):
+    snapshot = write_snapshot(tmp_path / "s.json", studio_entry("good"), studio_entry("berlin-night", **BERLIN_DST_GAP),
+                              studio_entry("orphan", studio_name="", resourceId="cs-gone"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dags = dags_from_snapshot(snapshot)
+    assert set(dags) == {"lightning_schedule_good"}
+    dst, orphan = schedule_warnings(caught)
+    assert dst.startswith("Lightning schedule 'berlin-night' is not mapped to an Airflow DAG: ")
+    assert "'30 2 * * *' in timezone 'Europe/Berlin'" in dst and "daylight-saving gap" in dst
+    assert orphan == ("Lightning schedule 'orphan' is not mapped to an Airflow DAG: "
+                      "it targets Studio 'cs-gone', which does not exist")
+    assert {w.filename for w in caught if issubclass(w.category, LightningScheduleWarning)} == {__file__}
+
+
+def test_strict_snapshot_raises_naming_the_first_unmappable_schedule(tmp_path):
+    snapshot = write_snapshot(tmp_path / "s.json", studio_entry("good"),
+                              studio_entry("orphan", studio_name="", resourceId="cs-gone"))
+    with pytest.raises(ScheduleError, match="schedule 'orphan': it targets Studio 'cs-gone', which does not exist"):
+        dags_from_snapshot(snapshot, strict=True)
+
+
+def test_schedules_that_do_nothing_or_target_unmapped_resources_are_reported(tmp_path):
+    snapshot = write_snapshot(tmp_path / "s.json", studio_entry("idle", command=""),
+                              studio_entry("k8s", resourceType="KUBERNETES_JOB"), {"studio_name": "x"})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert dags_from_snapshot(snapshot) == {}
+    assert [message.split(": ", 1)[1] for message in schedule_warnings(caught)] == [
+        "it has no command and no START/STOP action: it does nothing",
+        "it targets KUBERNETES_JOB, which has no DAG mapping",
+        "the snapshot entry has no schedule object",
+    ]
+
+
+def test_missing_snapshot_raises_unless_missing_ok(tmp_path):
     with pytest.raises(ScheduleError, match="does not exist; write it with"):
         dags_from_snapshot(tmp_path / "missing.json")
+    assert dags_from_snapshot(tmp_path / "missing.json", missing_ok=True) == {}
+
+
+def load_dagbag(folder: Path):
+    from airflow.dag_processing.dagbag import DagBag
+
+    with warnings.catch_warnings(record=True):  # keeps out of the test's output what DagBag re-emits
+        return DagBag(dag_folder=str(folder))
+
+
+def test_airflow_imports_the_mappable_dags_and_shows_the_others_as_import_warnings(tmp_path):
+    write_snapshot(tmp_path / "schedules.json", studio_entry("good"), studio_entry("berlin-night", **BERLIN_DST_GAP))
+    dag_file = tmp_path / "lightning_dags.py"
+    dag_file.write_text(
+        "from pathlib import Path\n"
+        "from airflow_provider_lightning.schedules.factory import dags_from_snapshot\n"
+        "globals().update(dags_from_snapshot(Path(__file__).with_name('schedules.json')))\n"
+    )
+    dagbag = load_dagbag(tmp_path)
+    assert dagbag.import_errors == {}
+    assert set(dagbag.dag_ids) == {"lightning_schedule_good"}
+    (shown,) = dagbag.captured_warnings[str(dag_file)]
+    assert shown.startswith(f"{dag_file}:3: airflow_provider_lightning.schedules.errors.LightningScheduleWarning: "
+                            "Lightning schedule 'berlin-night' is not mapped to an Airflow DAG: ")
+
+
+def test_example_schedules_file_imports_its_manage_dag_when_no_snapshot_exists(tmp_path):
+    shutil.copy(EXAMPLES / "example_lightning_schedules.py", tmp_path)  # no lightning_schedules.json next to it
+    dagbag = load_dagbag(tmp_path)
+    assert dagbag.import_errors == {}
+    assert set(dagbag.dag_ids) == {"example_lightning_schedule_manage"}
+    assert dagbag.captured_warnings == {}
+    sync = dagbag.dags["example_lightning_schedule_manage"].get_task("sync_snapshot")
+    assert sync.output_path == str(tmp_path / "lightning_schedules.json")
+
+
+@pytest.fixture
+def berlin_night(sim, studio):
+    """A Lightning schedule at 02:30 in Berlin (a time the spring change skips), created past the operator's check."""
+    hook = LightningHook()
+    body = LightningSchedule(cron_expression="30 2 * * *", timezone="Europe/Berlin",
+                             name=f"berlin-night-{uuid.uuid4().hex[:6]}", resource_type="CLOUDSPACE_STUDIO",
+                             resource_id=hook.studio_id(studio), command="echo night").to_api_body()
+    created, _ = hook.run(schedules_api.upsert_schedule(hook.project_id, body))
+    yield created
+    hook.run(schedules_api.delete_schedule(hook.project_id, created["id"]))
+
+
+def test_sync_lists_the_schedules_that_cannot_become_dags_and_the_cli_and_operator_warn(
+        sim, studio, berlin_night, tmp_path, capsys):
+    name = berlin_night["name"]
+    snapshot = sync_snapshot(LightningHook(), tmp_path / "s.json")
+    (listed,) = [item for item in snapshot["unmappable"] if item["name"] == name]
+    assert listed["id"] == berlin_night["id"] and "daylight-saving gap" in listed["reason"]
+    assert json.loads((tmp_path / "s.json").read_text())["unmappable"] == snapshot["unmappable"]
+
+    proc = subprocess.run([sys.executable, "-m", "airflow_provider_lightning.schedules", "sync", "--output",
+                           str(tmp_path / "cli.json")], env=os.environ.copy(), capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert f"warning: Lightning schedule {name!r} is not mapped to an Airflow DAG: " in proc.stderr
+    assert "'30 2 * * *' in timezone 'Europe/Berlin' is ambiguous around daylight-saving changes" in proc.stderr
+
+    capsys.readouterr()
+    result = LightningSyncSchedulesOperator(task_id="sync", output_path=str(tmp_path / "op.json")).execute(context())
+    assert name in result["unmappable"]
+    assert f"Lightning schedule {name!r} is not mapped to an Airflow DAG" in capsys.readouterr().out  # the task log
+
+
+class RecordingTransport(httpx.HTTPTransport):
+    """Sends every request to the server and keeps ``(method, path, JSON body)`` of each."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[tuple[str, str, object]] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content) if request.content else None
+        self.sent.append((request.method, request.url.path, body))
+        return super().handle_request(request)
+
+    def schedule_writes(self) -> list[tuple[str, object]]:
+        return [(method, body) for method, path, body in self.sent
+                if "/schedules" in path and method in ("POST", "PUT")]
+
+
+def studio_schedule_body(hook: LightningHook, studio: str, name: str) -> dict:
+    """The create body LightningScheduleOperator builds."""
+    return LightningSchedule(cron_expression="0 3 * * *", timezone="Europe/Berlin", name=name,
+                             resource_type="CLOUDSPACE_STUDIO", resource_id=hook.studio_id(studio),
+                             action_type="UNSPECIFIED_ACTION", command="echo nightly").to_api_body()
+
+
+def test_paused_schedule_is_created_with_the_create_body_only_then_paused_with_a_full_update(sim, studio):
+    recorder = RecordingTransport()
+    hook = LightningHook(http_transport=recorder)
+    name = f"paused-{uuid.uuid4().hex[:6]}"
+    body = studio_schedule_body(hook, studio, name)
+    schedule, outcome = hook.run(schedules_api.upsert_schedule(hook.project_id, body, state="stopped"))
+    (post, posted), (put, updated) = recorder.schedule_writes()
+    assert (outcome, post, put) == ("created", "POST", "PUT")
+    assert set(posted) <= CREATE_BODY_FIELDS and posted["displayName"] == name
+    assert updated["state"] == "stopped" and updated["name"] == name and "id" not in updated
+    assert (schedule["state"], find(sim, name)["state"]) == ("stopped", "stopped")
+
+
+def test_running_schedule_is_created_without_an_update_and_an_identical_upsert_sends_nothing(sim, studio):
+    recorder = RecordingTransport()
+    hook = LightningHook(http_transport=recorder)
+    name = f"running-{uuid.uuid4().hex[:6]}"
+    body = studio_schedule_body(hook, studio, name)
+    assert hook.run(schedules_api.upsert_schedule(hook.project_id, body, state="running"))[1] == "created"
+    assert [method for method, _ in recorder.schedule_writes()] == ["POST"]
+    assert hook.run(schedules_api.upsert_schedule(hook.project_id, body, state="running"))[1] == "unchanged"
+    assert [method for method, _ in recorder.schedule_writes()] == ["POST"]
+
+
+def test_upsert_refuses_fields_the_create_body_does_not_have(sim, studio):
+    hook = LightningHook()
+    name = f"bad-{uuid.uuid4().hex[:6]}"
+    body = {**studio_schedule_body(hook, studio, name), "state": "stopped", "name": "x"}
+    with pytest.raises(ValueError, match="name, state cannot be sent when creating a schedule"):
+        hook.run(schedules_api.upsert_schedule(hook.project_id, body))
+    assert hook.run(schedules_api.find_schedule(hook.project_id, name)) is None
+
+
+def test_schedule_operator_pauses_and_resumes_through_the_upsert(sim, studio):
+    name = f"sched-{uuid.uuid4().hex[:6]}"
+    assert schedule_op(studio, name, paused=True).execute(context())["action"] == "created"
+    assert find(sim, name)["state"] == "stopped"
+    assert schedule_op(studio, name, paused=True).execute(context())["action"] == "unchanged"
+    assert schedule_op(studio, name).execute(context())["action"] == "updated"
+    assert find(sim, name)["state"] == "running"
 
 
 def test_sync_cli_writes_a_snapshot_and_parsing_the_dags_makes_no_request(sim, studio, tmp_path):
-    import os
-    import subprocess
-    import sys
-
     name = f"cli-{uuid.uuid4().hex[:6]}"
     schedule_op(studio, name).execute(context())
     out = tmp_path / "snap.json"
