@@ -1,4 +1,9 @@
-"""Operator extra links, read from XCom (they work while the task is deferred and after it failed)."""
+"""Operator extra links: the resource's page, known by the operator or read from XCom.
+
+In Airflow 3 a link is computed in the worker when the task ends. The operator knows the page once it has
+submitted (``_page_url``; "" when it failed before that), so no XCom is read for a task that never pushed one
+(which would log a spurious "XCom not found" error); a task resumed in a fresh process reads the XCom.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,9 @@ class LightningJobLink(BaseOperatorLink):
     xcom_key_for_url = JOB_URL_KEY
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
+        known = getattr(operator, "_page_url", None)  # set in this process by execute / execute_complete
+        if known is not None:
+            return known if isinstance(known, str) else ""
         from airflow.sdk.execution_time.xcom import XCom
 
         try:

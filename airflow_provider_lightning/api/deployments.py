@@ -17,7 +17,8 @@ from airflow_provider_lightning.api.jobs import validate_env
 from airflow_provider_lightning.api.machines import resolve_machine
 from airflow_provider_lightning.api.names import validate_name
 from airflow_provider_lightning.api.phases import Phase
-from airflow_provider_lightning.api.resources import KINDS, ResourceKind, ResourceState
+from airflow_provider_lightning.api.resources import Finder, LogSource, ResourceKind
+from airflow_provider_lightning.api.state import ResourceState
 from airflow_provider_lightning.api.transport import ApiCall, Flow
 
 METRICS = ("CPU", "GPU", "RPM")
@@ -106,15 +107,15 @@ def release_of(state: ResourceState) -> str:
     return str(state.detail.get("release_id") or "")
 
 
-def _scale_to_zero(project_id: str, deployment_id: str) -> Flow[ResourceState]:
+def _scale_to_zero(kind: ResourceKind, project_id: str, deployment_id: str) -> Flow[ResourceState]:
     """Flow: read the deployment and ``PUT`` it back with ``minReplicas = maxReplicas = 0`` (the SDK's stop)."""
-    current = yield DEPLOYMENT.get(project_id, deployment_id)
+    current = yield kind.get(project_id, deployment_id)
     if is_scaled_to_zero(current.raw):
         return current  # type: ignore[no-any-return]
     body = copy.deepcopy(current.raw)
     autoscaling = body.setdefault("autoscaling", {})
     autoscaling.update(minReplicas="0", maxReplicas="0")
-    return (yield ApiCall("PUT", DEPLOYMENT.path(project_id, deployment_id), json=body, parse=read_deployment))
+    return (yield ApiCall("PUT", kind.path(project_id, deployment_id), json=body, parse=read_deployment))
 
 
 DEPLOYMENT = ResourceKind(
@@ -122,12 +123,12 @@ DEPLOYMENT = ResourceKind(
     label="Lightning deployment",
     collection="deployments",
     read=read_deployment,
-    stop_body={},
-    log_selector="deploymentId",
-    find_path="{name}/getbyname",
-    stop_flow=_scale_to_zero,
+    stopper=_scale_to_zero,
+    logs=LogSource(selector="deploymentId"),
+    finder=Finder("{name}/getbyname"),
+    web_app="",
+    at_rest=lambda state: state.phase is Phase.STOPPED,  # a failed deployment's replicas may still retry
 )
-KINDS[DEPLOYMENT.name] = DEPLOYMENT
 
 
 # -- spec --------------------------------------------------------------------------------------

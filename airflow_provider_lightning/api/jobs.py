@@ -10,8 +10,116 @@ from typing import Any
 from airflow_provider_lightning.api import wire
 from airflow_provider_lightning.api.machines import resolve_machine
 from airflow_provider_lightning.api.names import validate_name
-from airflow_provider_lightning.api.resources import JOB, MMT, ResourceKind, ResourceState, read_job
+from airflow_provider_lightning.api.phases import Phase
+from airflow_provider_lightning.api.resources import Finder, LogSource, ResourceKind, put_body
+from airflow_provider_lightning.api.state import ResourceState
 from airflow_provider_lightning.api.transport import ApiCall, Flow, paginate
+
+# -- reading jobs and multi-machine jobs ------------------------------------------------------
+
+_JOB_STATES: dict[str, Phase] = {
+    "pending": Phase.PENDING,
+    "creating": Phase.PENDING,
+    "queued": Phase.PENDING,
+    "running": Phase.RUNNING,
+    "restarting": Phase.RUNNING,
+    "stopping": Phase.STOPPING,
+    "stop": Phase.STOPPING,
+    "delete": Phase.STOPPING,
+    "complete": Phase.STOPPING,  # exited, logs still being collected: not terminal
+    "fail": Phase.STOPPING,
+    "stopped": Phase.STOPPED,
+    "deleted": Phase.STOPPED,
+    "unspecified": Phase.PENDING,
+    "cancelled": Phase.STOPPED,
+    "completed": Phase.COMPLETED,
+    "succeeded": Phase.COMPLETED,
+    "failed": Phase.FAILED,
+}
+
+
+def job_phase(raw_state: str) -> Phase:
+    """Map a raw job state (``running``, or the seed form ``JOB_STATE_RUNNING``) to a :class:`Phase`.
+
+    Unknown values map to PENDING, as the SDK does: never terminal, so nothing is abandoned.
+    """
+    key = raw_state.strip().lower()
+    for prefix in ("multimachinejob_state_", "multi_machine_job_state_", "job_state_", "state_"):
+        if key.startswith(prefix):
+            key = key[len(prefix):]
+    return _JOB_STATES.get(key, Phase.PENDING)
+
+
+def _raw_state(data: dict[str, Any]) -> str:
+    state = wire.field(data, "state")
+    if isinstance(state, str) and state:
+        return state
+    status = wire.field(data, "status")
+    if isinstance(status, dict):
+        return wire.text(status, "phase") or wire.text(status, "state")
+    return ""
+
+
+def read_job(data: Any, kind: str = "job") -> ResourceState:
+    """Read a ``V1Job`` (camelCase, or the seed documents' snake_case with ``status.phase``)."""
+    if not isinstance(data, dict) or not wire.text(data, "id"):
+        raise ValueError(f"a {kind} has no id")
+    raw_state = _raw_state(data)
+    spec = wire.field(data, "spec", {})
+    status = wire.field(data, "status", {})
+    return ResourceState(
+        kind=kind,
+        id=wire.text(data, "id"),
+        name=wire.text(data, "name"),
+        phase=job_phase(raw_state),
+        raw_state=raw_state,
+        message=wire.text(data, "server_error") or wire.text(data, "message") or wire.text(status, "message"),
+        created_at=wire.timestamp(data, "created_at"),
+        started_at=wire.timestamp(data, "started_at") or wire.timestamp(status, "started_at"),
+        stopped_at=wire.timestamp(data, "stopped_at") or wire.timestamp(status, "stopped_at"),
+        total_cost=wire.number(data, "total_cost"),
+        cloudspace_id=wire.text(spec, "cloudspace_id") or wire.text(data, "cloudspace_id"),
+        raw=data,
+    )
+
+
+def read_mmt(data: Any) -> ResourceState:
+    """Read a ``V1MultiMachineJob`` (state ``MultiMachineJob_STATE_*``, times under ``status``)."""
+    return read_job(data, kind="mmt")
+
+
+def exited(state: ResourceState) -> bool:
+    """A job holds no machine once terminal, or once its workload exited (``complete``/``fail``: only its logs
+    are still being collected); a stop then would only relabel it as stopped, so the SDK sends none."""
+    exit_states = ("complete", "fail")
+    return state.phase.is_terminal or state.raw_state.strip().lower().rsplit("_", 1)[-1] in exit_states
+
+
+JOB = ResourceKind(
+    name="job",
+    label="Lightning job",
+    collection="jobs",
+    read=read_job,
+    stopper=put_body({"state": "stop"}),
+    logs=LogSource(selector="jobIds"),
+    finder=Finder("find", query="name"),
+    listable=True,
+    web_app="jobs",
+    at_rest=exited,
+)
+
+MMT = ResourceKind(
+    name="mmt",
+    label="Lightning multi-machine job",
+    collection="multi-machine-jobs",
+    read=read_mmt,
+    stopper=put_body({"desiredState": "MultiMachineJob_STATE_STOP"}),
+    logs=LogSource(selector="mmtId", per_machine=True),
+    finder=Finder("{name}/getbyname"),
+    web_app="mmt",
+    at_rest=exited,
+)
+
 
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

@@ -2,17 +2,19 @@
 
 A Studio's phase comes from its instance (``codestatus.inUse``): none means stopped (reference 10.3).
 A command runs detached (``execute``) and is then read until its exit code is no longer ``-1`` (10.2);
-it is described as its own resource kind, ``studio_command``, whose id is ``<studio id>:<session>``,
+it is described as its own resource kind, ``studio_command``, whose id is a :class:`CommandRef`,
 so the generic phase trigger waits on it and streams its output.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_lightning.api import wire
 from airflow_provider_lightning.api.phases import Phase
-from airflow_provider_lightning.api.resources import KINDS, ResourceKind, ResourceState
+from airflow_provider_lightning.api.resources import LogSource, ResourceKind, never
+from airflow_provider_lightning.api.state import ResourceState
 from airflow_provider_lightning.api.transport import ApiCall
 
 INSTANCE_PREFIX = "CLOUD_SPACE_INSTANCE_STATE_"
@@ -47,10 +49,6 @@ def _base(project_id: str, studio_id: str = "") -> str:
 def find_studio(project_id: str, name: str) -> ApiCall[dict[str, Any] | None]:
     """Find a Studio by name in a teamspace; None when there is none."""
     return ApiCall("GET", _base(project_id), params={"name": name}, parse=_pick(name))
-
-
-def get_studio(project_id: str, studio_id: str) -> ApiCall[dict[str, Any] | None]:
-    return ApiCall("GET", _base(project_id, studio_id), none_if_missing=True)
 
 
 def instance_id(state: ResourceState) -> str:
@@ -92,10 +90,8 @@ STUDIO = ResourceKind(
     label="Lightning Studio",
     collection="cloudspaces",
     read=read_code_status,
-    stop_body={},
-    log_selector="",
+    stopper=lambda _kind, project_id, studio_id: stop(project_id, studio_id),
     status_path="codestatus",
-    stop_flow=lambda project_id, studio_id: stop(project_id, studio_id),
 )
 
 
@@ -114,14 +110,28 @@ def stop(project_id: str, studio_id: str) -> ApiCall[Any]:
 # -- commands ----------------------------------------------------------------------------------
 
 
-def command_id(studio_id: str, session: str) -> str:
-    """The id of a command session as the trigger carries it."""
-    return f"{studio_id}:{session}"
+@dataclass(frozen=True)
+class CommandRef:
+    """A command session in a Studio; its :attr:`id` (``<studio id>:<session>``) is what a wait carries."""
+
+    studio_id: str
+    session: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.studio_id}:{self.session}"
+
+    @classmethod
+    def parse(cls, resource_id: str) -> CommandRef:
+        studio_id, sep, session = resource_id.partition(":")
+        if not (sep and studio_id and session):
+            raise ValueError(f"a Studio command id is '<studio id>:<session>', got {resource_id!r}")
+        return cls(studio_id, session)
 
 
 def _command_path(project_id: str, resource_id: str) -> str:
-    studio_id, _, session = resource_id.partition(":")
-    return f"{_base(project_id, studio_id)}/execute/{wire.seg(session)}"
+    ref = CommandRef.parse(resource_id)
+    return f"{_base(project_id, ref.studio_id)}/execute/{wire.seg(ref.session)}"
 
 
 def read_command(data: Any) -> ResourceState:
@@ -135,11 +145,6 @@ def read_command(data: Any) -> ResourceState:
     return ResourceState(kind="studio_command", id="", name="", phase=phase,
                          raw_state=f"exit code {int(code)}" if code is not None else "running", message=message,
                          raw=data)
-
-
-def exit_code(state: ResourceState) -> int | None:
-    code = wire.number(state.raw, "exit_code")
-    return None if code is None or code == -1 else int(code)
 
 
 def execute(project_id: str, studio_id: str, command: str) -> ApiCall[str]:
@@ -160,12 +165,8 @@ STUDIO_COMMAND = ResourceKind(
     label="Studio command",
     collection="cloudspaces",
     read=read_command,
-    stop_body={},
-    log_selector="",
-    resource_path=_command_path,
-    output_field="output",
-    stop_flow=lambda project_id, resource_id: stop(project_id, resource_id.partition(":")[0]),  # stops the Studio
+    stopper=lambda _kind, project_id, resource_id: stop(project_id, CommandRef.parse(resource_id).studio_id),
+    logs=LogSource(output_field="output"),
+    at_rest=never,  # the command ended, its Studio still runs
+    locate=_command_path,
 )
-
-KINDS[STUDIO.name] = STUDIO
-KINDS[STUDIO_COMMAND.name] = STUDIO_COMMAND

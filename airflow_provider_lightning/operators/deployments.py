@@ -4,21 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow_provider_lightning import DEFAULT_CONN_ID
 from airflow_provider_lightning.links import LightningDeploymentLink
-from airflow_provider_lightning.operators.base import (
-    LightningBaseOperator,
-    default_deferrable,
-    is_template,
-    seconds,
-)
+from airflow_provider_lightning.operators.base import LightningBaseOperator, is_template, seconds
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_lightning.api.deployments import DeploymentSpec
+    from airflow_provider_lightning.api.state import ResourceState
+    from airflow_provider_lightning.triggers.contract import WaitEvent
 
 DEPLOYMENT_URL_KEY = LightningDeploymentLink.xcom_key_for_url
 
 
-def _summary(state: Any, web_url: str, **extra: Any) -> dict[str, Any]:
+def _summary(state: ResourceState, web_url: str, **extra: Any) -> dict[str, Any]:
     """What the operators return (and so push as ``return_value``)."""
     from airflow_provider_lightning.api.deployments import release_of, urls_of
 
@@ -34,21 +35,6 @@ def _summary(state: Any, web_url: str, **extra: Any) -> dict[str, Any]:
         "web_url": web_url,
         **extra,
     }
-
-
-def _raise_for(event: Any, what: str) -> Any:
-    """The ResourceState of a success event; AirflowException with the server's reason otherwise."""
-    from airflow.sdk.exceptions import AirflowException
-
-    from airflow_provider_lightning.api.resources import ResourceState
-
-    if not isinstance(event, dict) or event.get("status") not in ("success", "failed", "timeout", "error"):
-        raise AirflowException(f"Unexpected event from the Lightning trigger: {event!r}")
-    if event["status"] == "success" and event.get("resource"):
-        return ResourceState.from_json(event["resource"])
-    tail = event.get("log_tail") or []
-    log_part = "\nLast log lines:\n" + "\n".join(f"    {line}" for line in tail) if tail else ""
-    raise AirflowException(f"{what}: {event.get('message', '')}{log_part}")
 
 
 class LightningDeploymentOperator(LightningBaseOperator):
@@ -88,21 +74,23 @@ class LightningDeploymentOperator(LightningBaseOperator):
     :param include_credentials: give replicas the deploying user's Lightning credentials.
     :param max_runtime: stop replicas after this long (seconds or timedelta).
     :param allow_custom_machine: accept an unknown machine string as a raw cloud instance type.
-    :param teamspace: teamspace (``owner/name``) overriding the connection's.
-    :param lightning_conn_id: Airflow connection id of type ``lightning``.
     :param wait_for_ready: wait until the deployment serves (otherwise return after the upsert).
-    :param deferrable: wait in the triggerer instead of a worker slot (default ``[operators] default_deferrable``).
-    :param poll_interval: seconds between two status reads while waiting.
-    :param timeout: limit (seconds or timedelta) on the wait for ready; None waits forever.
+    :param timeout: limit (seconds or timedelta) on the wait for ready (default 30 minutes); None waits forever.
     :param failing_grace_period: how long replicas may keep failing without any becoming ready before the
         task fails (seconds or timedelta).
     :param stream_logs: copy new replica log lines into the task log while waiting.
+
+    Also takes the arguments every Lightning operator shares (``lightning_conn_id``, ``teamspace``,
+    ``deferrable``, ``poll_interval``, default 10 s), see
+    :class:`~airflow_provider_lightning.operators.base.LightningBaseOperator`.
     """
 
     template_fields: Sequence[str] = (
+        *LightningBaseOperator.template_fields,
         "deployment_name", "image", "studio", "command", "entrypoint", "machine", "env", "secrets", "cluster_id",
-        "teamspace",
     )
+    default_poll_interval = 10.0
+    default_timeout = timedelta(minutes=30)
     template_fields_renderers = {"command": "bash", "env": "json", "secrets": "json"}
     operator_extra_links = (LightningDeploymentLink(),)
 
@@ -128,12 +116,7 @@ class LightningDeploymentOperator(LightningBaseOperator):
         include_credentials: bool = True,
         max_runtime: float | timedelta | None = None,
         allow_custom_machine: bool = False,
-        teamspace: str | None = None,
-        lightning_conn_id: str = DEFAULT_CONN_ID,
         wait_for_ready: bool = True,
-        deferrable: bool | None = None,
-        poll_interval: float | timedelta = 10.0,
-        timeout: float | timedelta | None = timedelta(minutes=30),
         failing_grace_period: float | timedelta = timedelta(minutes=5),
         stream_logs: bool = True,
         **kwargs: Any,
@@ -159,20 +142,12 @@ class LightningDeploymentOperator(LightningBaseOperator):
         runtime = seconds(max_runtime, "max_runtime")
         self.max_runtime_seconds = None if runtime is None else int(runtime)
         self.allow_custom_machine = allow_custom_machine
-        self.teamspace = teamspace
-        self.lightning_conn_id = lightning_conn_id
         self.wait_for_ready = wait_for_ready
-        self.deferrable = default_deferrable() if deferrable is None else deferrable
-        self.poll_interval = seconds(poll_interval, "poll_interval", allow_none=False)
-        self.timeout = seconds(timeout, "timeout")
         self.failing_grace_period = seconds(failing_grace_period, "failing_grace_period", allow_none=False)
         self.stream_logs = stream_logs
-        self._deployment_id = ""
-        self._created = False
-        self._started = False  # a stopped (scaled to zero) deployment this task started again
         self._spec(check_templates=False)  # fail at parse time on what is already known
 
-    def _spec(self, *, check_templates: bool = True) -> Any:
+    def _spec(self, *, check_templates: bool = True) -> DeploymentSpec:
         """The validated spec; with ``check_templates=False`` Jinja values get placeholders."""
         from airflow_provider_lightning.api.deployments import DeploymentSpec
 
@@ -206,12 +181,13 @@ class LightningDeploymentOperator(LightningBaseOperator):
             allow_custom_machine=self.allow_custom_machine,
         ).validated()
 
-    def execute(self, context: Any) -> Any:
+    def execute(self, context: Context) -> Any:
         from airflow.sdk.log import mask_secret
 
         from airflow_provider_lightning.api.deployments import DEPLOYMENT
         from airflow_provider_lightning.api.phases import Phase
 
+        self._page_url = ""
         spec = self._spec()
         for key in ("token", "password"):
             if spec.auth and spec.auth.get(key):
@@ -219,118 +195,69 @@ class LightningDeploymentOperator(LightningBaseOperator):
         hook = self._get_hook()
         upserted = hook.upsert_deployment(spec)
         state = upserted.state
-        self._deployment_id, self._created, self._started = state.id, upserted.action == "created", upserted.started
         changes = f" ({', '.join(upserted.changes)})" if upserted.changes else ""
         self.log.info("Deployment %s (%s) %s%s", state.name, state.id, upserted.action, changes)
         web_url = hook.job_url(state)
         ti = context["ti"]
         ti.xcom_push(key="deployment_id", value=state.id)
         ti.xcom_push(key="deployment_name", value=state.name)
-        ti.xcom_push(key=DEPLOYMENT_URL_KEY, value=web_url)
-        outcome = {"action": upserted.action, "changes": list(upserted.changes), "web_url": web_url,
-                   "started": upserted.started}
-        if not self.wait_for_ready or (upserted.action == "unchanged" and state.phase is Phase.RUNNING):
-            return self._done(context, state, outcome)
-        trigger = self.phase_trigger(
-            DEPLOYMENT.name, state.id, [Phase.RUNNING.value], self.timeout,
+        self.publish_url(context, DEPLOYMENT_URL_KEY, web_url)
+        wait = self.wait_spec(
+            DEPLOYMENT.name, state.id, [Phase.RUNNING.value],
             stream_logs=self.stream_logs,
-            stop_on_kill=self._created or self._started,
-            kill_action="delete" if self._created else "stop",  # a deployment it started goes back to zero
+            owns=self.owns_for(created=upserted.action == "created", started=upserted.started),
             failing_grace=self.failing_grace_period,
             resource_name=state.name,
+            url=web_url,
+            results={"action": upserted.action, "changes": list(upserted.changes)},
         )
-        return self.wait(context, trigger, outcome=outcome)
+        if not self.wait_for_ready or (upserted.action == "unchanged" and state.phase is Phase.RUNNING):
+            return self._done(context, state, wait.event("success", state, "ready"))  # type: ignore[arg-type]
+        return self.wait(context, wait)
 
-    def execute_complete(self, context: Any, event: dict[str, Any] | None = None, outcome: Any = None) -> Any:
-        """Resume after the wait: return the URLs, or fail with the server's reason."""
-        outcome = outcome or {}
-        self._deployment_id = (event or {}).get("resource_id") or self._deployment_id
-        self._created = self._created or outcome.get("action") == "created"
-        self._started = self._started or bool(outcome.get("started"))
-        from airflow.sdk.exceptions import AirflowException
-
+    def complete(self, context: Context, event: WaitEvent) -> dict[str, Any]:
+        """The deployment's URLs, release and upsert outcome (what the task returns)."""
         from airflow_provider_lightning.api.deployments import urls_of
 
-        try:
-            state = _raise_for(event, f"Deployment {self.deployment_name} is not ready")
-        except AirflowException as error:
-            page = outcome.get("web_url", "")
-            raise AirflowException(f"{error}{self._teardown(event)}. Deployment page: {page}") from None
-        self.log.info("Deployment %s is ready at %s", state.name, ", ".join(urls_of(state)))
-        return self._done(context, state, outcome)
+        assert event.resource is not None
+        self.log.info("Deployment %s is ready at %s", event.resource.name, ", ".join(urls_of(event.resource)))
+        return self._done(context, event.resource, event)
 
-    def _done(self, context: Any, state: Any, outcome: dict[str, Any]) -> dict[str, Any]:
-        result = _summary(state, outcome.get("web_url", ""), action=outcome.get("action", ""),
-                          changes=outcome.get("changes", []))
+    def describe_failure(self, event: WaitEvent) -> str:
+        return f"Deployment {event.resource_name or self.deployment_name} is not ready"
+
+    def fail(self, event: WaitEvent) -> Any:
+        if not event.owns.owned:
+            from dataclasses import replace
+
+            event = replace(event, message=event.message + "; the deployment existed before this task and was left "
+                            "as it is")
+        return super().fail(event)
+
+    def ownership_phrase(self, event: WaitEvent) -> str:
+        return "created" if event.results.get("action") == "created" else "started again (it was stopped before)"
+
+    def _done(self, context: Context, state: ResourceState, event: WaitEvent) -> dict[str, Any]:
+        result = _summary(state, event.url, action=event.results.get("action", ""),
+                          changes=list(event.results.get("changes", [])))
         context["ti"].xcom_push(key="urls", value=result["urls"])
         return result
-
-    def _teardown(self, event: Any) -> str:
-        """After a timeout or failure: scale to zero a deployment this task created or started again (it was
-        stopped before); a deployment that was serving before the task is left as it is."""
-        status = (event or {}).get("status")
-        owned = self._created or self._started
-        if not (owned and self._deployment_id and status in ("timeout", "failed")):
-            return "" if owned else "; the deployment existed before this task and was left as it is"
-        from airflow_provider_lightning.api.deployments import DEPLOYMENT
-
-        try:
-            hook = self._get_hook()
-            hook.run(DEPLOYMENT.stop(hook.project_id, self._deployment_id))  # also when FAILED: replicas may retry
-        except Exception as stop_error:  # never mask the original failure
-            return f"; scaling the deployment this task {self._whose} to zero failed: {stop_error}"
-        return f"; the deployment this task {self._whose} was scaled to zero"
-
-    @property
-    def _whose(self) -> str:
-        return "created" if self._created else "started again (it was stopped before)"
-
-    def on_kill(self) -> None:
-        """Delete the deployment if this task created it, scale it back to zero if this task started it again
-        (non-deferrable mode; the trigger handles deferral)."""
-        if not ((self._created or self._started) and self._deployment_id):
-            return
-        try:
-            hook = self._get_hook()
-            if self._created:
-                hook.delete_deployment(self._deployment_id)
-                self.log.warning("Task killed: deleted deployment %s that this task created", self._deployment_id)
-            else:
-                from airflow_provider_lightning.api.deployments import DEPLOYMENT
-
-                hook.run(DEPLOYMENT.stop(hook.project_id, self._deployment_id))
-                self.log.warning("Task killed: scaled deployment %s back to zero (it was stopped before this task)",
-                                 self._deployment_id)
-        except Exception as error:
-            self.log.error("Could not tear down deployment %s: %s", self._deployment_id, error)
 
 
 class _ExistingDeploymentOperator(LightningBaseOperator):
     """Shared by the stop and delete operators: find an existing deployment by name or id."""
 
-    template_fields: Sequence[str] = ("deployment_name", "teamspace")
+    template_fields: Sequence[str] = (*LightningBaseOperator.template_fields, "deployment_name")
     operator_extra_links = (LightningDeploymentLink(),)
 
-    def __init__(
-        self,
-        *,
-        deployment_name: str,
-        missing_ok: bool,
-        teamspace: str | None = None,
-        lightning_conn_id: str = DEFAULT_CONN_ID,
-        deferrable: bool | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, deployment_name: str, missing_ok: bool, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not deployment_name:
             raise ValueError("deployment_name is required (a deployment name, or its dep_... id)")
         self.deployment_name = deployment_name
         self.missing_ok = missing_ok
-        self.teamspace = teamspace
-        self.lightning_conn_id = lightning_conn_id
-        self.deferrable = default_deferrable() if deferrable is None else deferrable
 
-    def _find(self, context: Any) -> Any:
+    def _find(self, context: Context) -> ResourceState | None:
         """The deployment, or None when it does not exist and ``missing_ok``; pushes its page URL."""
         from airflow.sdk.exceptions import AirflowException
 
@@ -341,8 +268,9 @@ class _ExistingDeploymentOperator(LightningBaseOperator):
             if not self.missing_ok:
                 raise AirflowException(message)
             self.log.info("Nothing to do: %s", message)
+            self._page_url = ""
             return None
-        context["ti"].xcom_push(key=DEPLOYMENT_URL_KEY, value=hook.job_url(state))
+        self.publish_url(context, DEPLOYMENT_URL_KEY, hook.job_url(state))
         return state
 
 
@@ -352,29 +280,21 @@ class LightningStopDeploymentOperator(_ExistingDeploymentOperator):
     :param deployment_name: name (or ``dep_...`` id) of the deployment.
     :param missing_ok: succeed when the deployment does not exist.
     :param wait_for_stopped: wait until no replica is left.
-    :param timeout: limit (seconds or timedelta) on that wait.
-    :param poll_interval: seconds between two status reads while waiting.
-    :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
-    :param teamspace: teamspace (``owner/name``) overriding the connection's.
-    :param lightning_conn_id: Airflow connection id of type ``lightning``.
+    :param timeout: limit (seconds or timedelta) on that wait (default 10 minutes).
+
+    Also takes the shared arguments (``lightning_conn_id``, ``teamspace``, ``deferrable``, ``poll_interval``,
+    default 5 s) of :class:`~airflow_provider_lightning.operators.base.LightningBaseOperator`.
     """
 
-    def __init__(
-        self,
-        *,
-        deployment_name: str,
-        missing_ok: bool = False,
-        wait_for_stopped: bool = True,
-        timeout: float | timedelta | None = timedelta(minutes=10),
-        poll_interval: float | timedelta = 5.0,
-        **kwargs: Any,
-    ) -> None:
+    default_poll_interval = 5.0
+    default_timeout = timedelta(minutes=10)
+
+    def __init__(self, *, deployment_name: str, missing_ok: bool = False, wait_for_stopped: bool = True,
+                 **kwargs: Any) -> None:
         super().__init__(deployment_name=deployment_name, missing_ok=missing_ok, **kwargs)
         self.wait_for_stopped = wait_for_stopped
-        self.timeout = seconds(timeout, "timeout")
-        self.poll_interval = seconds(poll_interval, "poll_interval", allow_none=False)
 
-    def execute(self, context: Any) -> Any:
+    def execute(self, context: Context) -> Any:
         from airflow_provider_lightning.api.deployments import DEPLOYMENT
         from airflow_provider_lightning.api.phases import Phase
 
@@ -384,20 +304,20 @@ class LightningStopDeploymentOperator(_ExistingDeploymentOperator):
         hook = self._get_hook()
         state = hook.stop(DEPLOYMENT, state.id) or state
         self.log.info("Scaling deployment %s (%s) to zero; it is %s", state.name, state.id, state.phase.value)
+        web_url = self._page_url or ""
         if state.phase is Phase.STOPPED or not self.wait_for_stopped:
-            return _summary(state, hook.job_url(state))
-        trigger = self.phase_trigger(
-            DEPLOYMENT.name, state.id, [Phase.STOPPED.value], self.timeout,
-            stream_logs=False,
-            resource_name=state.name,
-        )
-        return self.wait(context, trigger)
+            return _summary(state, web_url)
+        return self.wait(context, self.wait_spec(DEPLOYMENT.name, state.id, [Phase.STOPPED.value], stream_logs=False,
+                                                 resource_name=state.name, url=web_url))
 
-    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> Any:
-        """Resume after the wait: the stopped deployment's summary, or fail naming what is left."""
-        state = _raise_for(event, f"Deployment {self.deployment_name} did not stop")
-        self.log.info("Deployment %s is stopped: no replica left", state.name)
-        return _summary(state, self._get_hook().job_url(state))
+    def describe_failure(self, event: WaitEvent) -> str:
+        return f"Deployment {event.resource_name or self.deployment_name} did not stop"
+
+    def complete(self, context: Context, event: WaitEvent) -> dict[str, Any]:
+        """The stopped deployment's summary."""
+        assert event.resource is not None
+        self.log.info("Deployment %s is stopped: no replica left", event.resource.name)
+        return _summary(event.resource, event.url)
 
 
 class LightningDeleteDeploymentOperator(_ExistingDeploymentOperator):
@@ -405,14 +325,15 @@ class LightningDeleteDeploymentOperator(_ExistingDeploymentOperator):
 
     :param deployment_name: name (or ``dep_...`` id) of the deployment.
     :param missing_ok: succeed when the deployment does not exist (default True: deleting is idempotent).
-    :param teamspace: teamspace (``owner/name``) overriding the connection's.
-    :param lightning_conn_id: Airflow connection id of type ``lightning``.
+
+    Also takes ``lightning_conn_id`` and ``teamspace``, see
+    :class:`~airflow_provider_lightning.operators.base.LightningBaseOperator`.
     """
 
     def __init__(self, *, deployment_name: str, missing_ok: bool = True, **kwargs: Any) -> None:
         super().__init__(deployment_name=deployment_name, missing_ok=missing_ok, **kwargs)
 
-    def execute(self, context: Any) -> Any:
+    def execute(self, context: Context) -> Any:
         state = self._find(context)
         if state is None:
             return None

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow_provider_lightning import DEFAULT_CONN_ID
 from airflow_provider_lightning.links import JOB_URL_KEY, LightningJobLink
 from airflow_provider_lightning.operators.base import (
     LightningBaseOperator,
-    default_deferrable,
     first_try_since_clear,
     is_template,
     run_name,
-    seconds,
     try_name,
 )
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_lightning.api.jobs import JobRequest
+    from airflow_provider_lightning.api.state import ResourceState
+    from airflow_provider_lightning.triggers.contract import WaitEvent
 
 
 class LightningJobOperator(LightningBaseOperator):
@@ -41,11 +44,7 @@ class LightningJobOperator(LightningBaseOperator):
     :param tags: tag names to put on the job.
     :param image_secret_ref: teamspace secret with registry credentials (image jobs).
     :param allow_custom_machine: accept an unknown machine string as a raw cloud instance type.
-    :param teamspace: teamspace (``owner/name``) overriding the connection's.
-    :param lightning_conn_id: Airflow connection id of type ``lightning``.
     :param wait_for_completion: wait until the job ends (otherwise return after submission).
-    :param deferrable: wait in the triggerer instead of a worker slot (default ``[operators] default_deferrable``).
-    :param poll_interval: seconds between two status reads while waiting.
     :param timeout: wall-clock limit (seconds or timedelta) on the wait; when it passes the job is stopped
         and the task fails.
     :param stream_logs: copy new job log lines into the task log while waiting.
@@ -53,11 +52,15 @@ class LightningJobOperator(LightningBaseOperator):
     :param reattach: on a retry, re-attach to the job an earlier try submitted.
     :param num_machines: machines to run on; 2 or more runs a multi-machine (MMT) job
         (see ``LightningMultiMachineJobOperator``).
+
+    Also takes the arguments every Lightning operator shares (``lightning_conn_id``, ``teamspace``,
+    ``deferrable``, ``poll_interval``), see :class:`~airflow_provider_lightning.operators.base.LightningBaseOperator`.
     """
 
     template_fields: Sequence[str] = (
+        *LightningBaseOperator.template_fields,
         "command", "image", "studio", "entrypoint", "machine", "name", "env", "cluster_id",
-        "path_mappings", "tags", "teamspace", "image_secret_ref",
+        "path_mappings", "tags", "image_secret_ref",
     )
     template_fields_renderers = {"command": "bash", "env": "json", "path_mappings": "json"}
     operator_extra_links = (LightningJobLink(),)
@@ -79,12 +82,7 @@ class LightningJobOperator(LightningBaseOperator):
         tags: Sequence[str] | None = None,
         image_secret_ref: str = "",
         allow_custom_machine: bool = False,
-        teamspace: str | None = None,
-        lightning_conn_id: str = DEFAULT_CONN_ID,
         wait_for_completion: bool = True,
-        deferrable: bool | None = None,
-        poll_interval: float | timedelta = 15.0,
-        timeout: float | timedelta | None = None,
         stream_logs: bool = True,
         log_tail_lines: int = 20,
         reattach: bool = True,
@@ -107,23 +105,15 @@ class LightningJobOperator(LightningBaseOperator):
         self.tags = list(tags) if isinstance(tags, (list, tuple)) else (tags or [])
         self.image_secret_ref = image_secret_ref
         self.allow_custom_machine = allow_custom_machine
-        self.teamspace = teamspace
-        self.lightning_conn_id = lightning_conn_id
         self.wait_for_completion = wait_for_completion
-        self.deferrable = default_deferrable() if deferrable is None else deferrable
-        self.poll_interval = seconds(poll_interval, "poll_interval", allow_none=False)
-        self.timeout = seconds(timeout, "timeout")
         self.stream_logs = stream_logs
         self.log_tail_lines = log_tail_lines
         self.reattach = reattach
-        self._job_id: str | None = None
-        self._kind = "mmt" if isinstance(num_machines, int) and num_machines > 1 else "job"
-        self._hook: Any = None
         self._request(check_templates=False)  # fail at parse time on what is already known
 
     # -- request -------------------------------------------------------------------------------
 
-    def _request(self, *, check_templates: bool = True, name: str = "placeholder") -> Any:
+    def _request(self, *, check_templates: bool = True, name: str = "placeholder") -> JobRequest:
         """Build the validated request; with ``check_templates=False`` Jinja values get placeholders."""
         from airflow_provider_lightning.api.jobs import JobRequest
         from airflow_provider_lightning.api.names import MAX_NAME_LENGTH, validate_name
@@ -160,7 +150,10 @@ class LightningJobOperator(LightningBaseOperator):
 
     # -- execution -----------------------------------------------------------------------------
 
-    def _attach_or_submit(self, context: Any, request: Any) -> Any:
+    def _attach_or_submit(self, context: Context, request: JobRequest) -> tuple[ResourceState, bool]:
+        """The job to wait on, and whether it was submitted by an earlier try (re-attached)."""
+        from dataclasses import replace
+
         from airflow_provider_lightning.api.phases import Phase
 
         hook = self._get_hook()
@@ -177,121 +170,65 @@ class LightningJobOperator(LightningBaseOperator):
                         "Re-attaching to job %s (%s) submitted by try %d; it is %s",
                         found.name, found.id, earlier, found.phase.value,
                     )
-                    return found
+                    return found, True
                 if found.phase is Phase.COMPLETED:
                     self.log.info("The job of try %d completed, but the task was cleared since (its tries start "
                                   "again at %d): submitting a new one", earlier, first_try)
                 else:
                     self.log.info("The job of try %d ended %s; submitting a new one", earlier, found.phase.value)
                 break
-        from dataclasses import replace
-
         job = hook.submit_job(replace(request, name=try_name(request.name, try_number)))
         self.log.info(
             "Submitted %s %s (id %s) on %d x %s", request.kind.label, job.name, job.id, request.num_machines,
             request.machine,
         )
-        return job
+        return job, False
 
-    def execute(self, context: Any) -> Any:
+    def execute(self, context: Context) -> Any:
+        from airflow_provider_lightning.triggers.contract import EventStatus, Ownership
 
-        base = self.name or f"{context['ti'].dag_id}-{context['ti'].task_id}"
-        request = self._request(name=run_name(base, context))
-        job = self._attach_or_submit(context, request)
-        self._job_id, self._kind = job.id, request.kind.name
-        url = self._get_hook().job_url(job, studio_name=request.studio)
+        self._page_url = ""
         ti = context["ti"]
+        request = self._request(name=run_name(self.name or f"{ti.dag_id}-{ti.task_id}", context))
+        job, reattached = self._attach_or_submit(context, request)
+        url = self._get_hook().job_url(job, studio_name=request.studio)
         ti.xcom_push(key="job_id", value=job.id)
         ti.xcom_push(key="job_name", value=job.name)
-        ti.xcom_push(key=JOB_URL_KEY, value=url)
+        self.publish_url(context, JOB_URL_KEY, url)
         self.log.info("%s page: %s", request.kind.label, url)
-
-        if not self.wait_for_completion:
-            return self._result(job, url)
-        trigger = self.phase_trigger(
-            request.kind.name, job.id, ["completed"], self.timeout,
+        spec = self.wait_spec(
+            request.kind.name, job.id, ["completed"],
             stream_logs=self.stream_logs,
             log_tail_lines=self.log_tail_lines,
-            stop_on_kill=True,
+            log_cursor={"reattached": reattached},
+            owns=Ownership.STOP,
             resource_name=job.name,
+            url=url,
         )
+        if not self.wait_for_completion:
+            return self._result(job, url)
         if job.phase.is_terminal:  # re-attached to a finished job: no need to wait
-            return self.execute_complete(context, _terminal_event(job))
-        return self.wait(context, trigger, url=url)
+            status = EventStatus.SUCCESS if job.phase.is_success else EventStatus.FAILED
+            message = f"{request.kind.label} {job.name} ended in phase {job.phase.value}: {job.message}"
+            return self.execute_complete(context, spec.event(status, job, message).to_payload())
+        return self.wait(context, spec)
 
-    def execute_complete(self, context: Any, event: dict[str, Any] | None = None, url: str = "") -> Any:
-        """Resume after the wait: return the job summary, or stop/raise with the job's reason."""
-        from airflow.sdk.exceptions import AirflowException
+    def complete(self, context: Context, event: WaitEvent) -> dict[str, Any]:
+        """The job summary (what the task returns)."""
+        from airflow_provider_lightning.api.registry import kind_named
 
-        from airflow_provider_lightning.api.resources import ResourceState, kind_named
-        from airflow_provider_lightning.triggers.lightning import FAILED, SUCCESS, TIMEOUT
+        state = event.resource
+        if state is None:
+            from airflow.sdk.exceptions import AirflowException
 
-        if not isinstance(event, dict) or event.get("status") not in (SUCCESS, FAILED, TIMEOUT, "error"):
-            raise AirflowException(f"Unexpected event from the Lightning trigger: {event!r}")
-        self._job_id = event.get("resource_id") or self._job_id
-        self._kind = event.get("kind") or self._kind
-        kind = kind_named(self._kind)
-        state = ResourceState.from_json(event["resource"]) if event.get("resource") else None
-        url = url or (context["ti"].xcom_pull(key=JOB_URL_KEY, task_ids=self.task_id) if context else "") or ""
-        status, message = event["status"], event.get("message", "")
-        if status == SUCCESS and state is not None:
-            result = self._result(state, url)
-            self.log.info(
-                "%s %s completed in %s s (cost %s)", kind.label, state.name, result["duration_seconds"],
-                result["total_cost"],
-            )
-            return result
-        if status == TIMEOUT and self._job_id:
-            message += self._stop_after_timeout(kind)
-            raise AirflowException(f"Timed out after {self.timeout:.0f} s: {message}. Job page: {url}")
-        tail = event.get("log_tail") or []
-        details = "\n".join(f"    {line}" for line in tail)
-        log_part = f"\nLast {len(tail)} log lines:\n{details}" if tail else ""
-        raise AirflowException(f"{message}. Job page: {url}{log_part}")
-
-    # Pauses between rounds of stopping a timed-out job when the API keeps failing (each round already retries
-    # with the connection's max_attempts): an outage of a few seconds must not leave the job running.
-    STOP_RETRY_PAUSES: tuple[float, ...] = (5.0, 15.0)
-
-    def _stop_after_timeout(self, kind: Any) -> str:
-        """Stop the job whose wait timed out; the text to add to the timeout message (never raises)."""
-        import time
-
-        import httpx
-
-        from airflow_provider_lightning.api.errors import LightningApiError
-
-        error: Exception | None = None
-        for pause in (*self.STOP_RETRY_PAUSES, None):
-            try:
-                self._get_hook().stop(kind, self._job_id)
-                return "; the job was stopped"
-            except Exception as err:  # never mask the timeout itself
-                error = err
-                transient = isinstance(err, httpx.HTTPError) or (
-                    isinstance(err, LightningApiError) and (err.retryable or err.status == 0)
-                )
-                if pause is None or not transient:
-                    break
-                self.log.warning("Stopping %s %s failed (%s); trying again in %.0f s", kind.label, self._job_id,
-                                 err, pause)
-                time.sleep(pause)
-        return f"; stopping the job failed: {error}"
-
-    def on_kill(self) -> None:
-        """Stop the job this task started (non-deferrable mode; the trigger handles deferred tasks)."""
-        if not self._job_id:
-            return
-        from airflow_provider_lightning.api.resources import kind_named
-
-        try:
-            self._get_hook().stop(kind_named(self._kind), self._job_id)
-            self.log.warning("Task killed: stopped %s %s", kind_named(self._kind).label, self._job_id)
-        except Exception as error:
-            self.log.error("Could not stop Lightning job %s: %s", self._job_id, error)
+            raise AirflowException(f"The Lightning trigger reported success without the job's state: {event!r}")
+        result = self._result(state, event.url)
+        self.log.info("%s %s completed in %s s (cost %s)", kind_named(event.kind).label, state.name,
+                      result["duration_seconds"], result["total_cost"])
+        return result
 
     @staticmethod
-    def _result(state: Any, url: str) -> dict[str, Any]:
+    def _result(state: ResourceState, url: str) -> dict[str, Any]:
         return {
             "job_id": state.id,
             "job_name": state.name,
@@ -304,16 +241,3 @@ class LightningJobOperator(LightningBaseOperator):
             "duration_seconds": state.duration_seconds,
             "total_cost": state.total_cost,
         }
-
-
-def _terminal_event(state: Any) -> dict[str, Any]:
-    from airflow_provider_lightning.triggers.lightning import FAILED, SUCCESS
-
-    return {
-        "status": SUCCESS if state.phase.is_success else FAILED,
-        "kind": state.kind,
-        "resource_id": state.id,
-        "resource": state.to_json(),
-        "message": f"{state.kind} {state.name} ended in phase {state.phase.value}: {state.message}",
-        "log_tail": [],
-    }

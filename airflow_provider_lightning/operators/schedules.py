@@ -4,39 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow_provider_lightning import DEFAULT_CONN_ID
-from airflow_provider_lightning.operators.base import (
-    LightningBaseOperator,
-    default_deferrable,
-    seconds,
-)
+from airflow_provider_lightning.operators.base import LightningBaseOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_lightning.triggers.contract import WaitEvent
 
 ACTIONS = {"run": "UNSPECIFIED_ACTION", "start": "START", "stop": "STOP"}
 
 
 class _ScheduleOperator(LightningBaseOperator):
-    """Shared arguments: the schedule's name, teamspace and connection."""
+    """Shared arguments: the schedule's name, plus the connection and teamspace of every Lightning operator."""
 
-    template_fields: Sequence[str] = ("schedule_name", "teamspace")
+    template_fields: Sequence[str] = (*LightningBaseOperator.template_fields, "schedule_name")
 
-    def __init__(
-        self,
-        *,
-        schedule_name: str,
-        teamspace: str | None = None,
-        lightning_conn_id: str = DEFAULT_CONN_ID,
-        deferrable: bool | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, schedule_name: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not schedule_name or not isinstance(schedule_name, str):
             raise ValueError("schedule_name is required")
         self.schedule_name = schedule_name
-        self.teamspace = teamspace
-        self.lightning_conn_id = lightning_conn_id
-        self.deferrable = default_deferrable() if deferrable is None else deferrable
 
     def _find(self) -> dict[str, Any] | None:
         from airflow_provider_lightning.api import schedules
@@ -64,7 +53,7 @@ class LightningScheduleOperator(_ScheduleOperator):
     :param lightning_conn_id: Airflow connection id of type ``lightning``.
     """
 
-    template_fields: Sequence[str] = ("schedule_name", "studio_name", "command", "teamspace")
+    template_fields: Sequence[str] = (*_ScheduleOperator.template_fields, "studio_name", "command")
 
     def __init__(
         self,
@@ -111,8 +100,8 @@ class LightningScheduleOperator(_ScheduleOperator):
             action_type=ACTIONS[self.action],
             command=self.command or None,
         ).to_api_body()
-        body["state"] = "stopped" if self.paused else "running"
-        schedule, outcome = hook.run(schedules.upsert_schedule(hook.project_id, body))
+        state = "stopped" if self.paused else "running"
+        schedule, outcome = hook.run(schedules.upsert_schedule(hook.project_id, body, state=state))
         self.log.info("Schedule %s (%s %s) %s; next run %s", self.schedule_name, self.cron_expression,
                       self.timezone, outcome, schedule.get("next") or "-")
         return {"schedule_id": schedule.get("id"), "schedule_name": self.schedule_name, "action": outcome,
@@ -150,29 +139,33 @@ class LightningDeleteScheduleOperator(_ScheduleOperator):
 class LightningTriggerScheduleRunOperator(_ScheduleOperator):
     """Run a Lightning schedule now and (optionally) wait for the run, streaming its output.
 
+    The Lightning API has no call that stops a run; a run ends when the Studio it runs in stops. So a killed
+    or timed-out task stops that Studio only with ``stop_studio_on_kill``, and otherwise says in its log that
+    the run goes on.
+
     :param schedule_name: name of the schedule.
     :param wait_for_completion: wait until the run ends; fail when it fails.
-    :param poll_interval: seconds between two reads of the run.
-    :param timeout: limit (seconds or timedelta) on the wait.
+    :param stop_studio_on_kill: stop the schedule's Studio (ending the run) when the task is killed or times out.
+    :param timeout: limit (seconds or timedelta) on the wait (default 6 hours).
+
+    Also takes the shared arguments (``lightning_conn_id``, ``teamspace``, ``deferrable``, ``poll_interval``,
+    default 5 s) of :class:`~airflow_provider_lightning.operators.base.LightningBaseOperator`.
     """
 
-    def __init__(
-        self,
-        *,
-        wait_for_completion: bool = True,
-        poll_interval: float | timedelta = 5.0,
-        timeout: float | timedelta | None = timedelta(hours=6),
-        **kwargs: Any,
-    ) -> None:
+    default_poll_interval = 5.0
+    default_timeout = timedelta(hours=6)
+
+    def __init__(self, *, wait_for_completion: bool = True, stop_studio_on_kill: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.wait_for_completion = wait_for_completion
-        self.poll_interval = seconds(poll_interval, "poll_interval", allow_none=False)
-        self.timeout = seconds(timeout, "timeout")
+        self.stop_studio_on_kill = stop_studio_on_kill
+        self._run_label = ""
 
-    def execute(self, context: Any) -> Any:
+    def execute(self, context: Context) -> Any:
         from airflow.sdk.exceptions import AirflowException
 
         from airflow_provider_lightning.api import schedules
+        from airflow_provider_lightning.triggers.contract import Ownership
 
         schedule = self._find()
         if schedule is None:
@@ -180,26 +173,38 @@ class LightningTriggerScheduleRunOperator(_ScheduleOperator):
         hook = self._get_hook()
         resource = str(schedule.get("resourceId") or "")
         run = hook.run(schedules.trigger_run(hook.project_id, resource, schedule["id"]))
-        self.log.info("Started run %s of schedule %s", run.id, self.schedule_name)
+        self._run_label = f"run {run.id} of schedule {self.schedule_name}"
+        self.log.info("Started %s", self._run_label)
         if not self.wait_for_completion:
             return {"run_id": run.id, "state": run.raw_state}
-        trigger = self.phase_trigger(
-            schedules.SCHEDULE_RUN.name, schedules.run_id(resource, schedule["id"], run.id), ["completed"],
-            self.timeout, resource_name=self.schedule_name,
+        spec = self.wait_spec(
+            schedules.SCHEDULE_RUN.name, schedules.RunRef(resource, schedule["id"], run.id).id, ["completed"],
+            resource_name=self.schedule_name,
+            owns=Ownership.STOP if self.stop_studio_on_kill else Ownership.NONE,
         )
-        return self.wait(context, trigger)
+        return self.wait(context, spec)
 
-    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> Any:
-        """Resume after the run: its id and state, or fail with the run's output tail."""
-        from airflow.sdk.exceptions import AirflowException
+    def on_kill(self) -> None:
+        """Stop the Studio the run executes in with ``stop_studio_on_kill``; otherwise say the run goes on."""
+        if not self.stop_studio_on_kill and self._run_label:
+            self.log.warning("Task killed: the Lightning API cannot stop a schedule run, so %s goes on until its "
+                             "command ends (set stop_studio_on_kill=True to stop its Studio instead)", self._run_label)
+        super().on_kill()
 
-        event = event or {}
-        resource = event.get("resource") or {}
-        if event.get("status") == "success":
-            return {"run_id": resource.get("id"), "state": resource.get("raw_state")}
-        tail = "\n".join(f"    {line}" for line in event.get("log_tail") or [])
-        output = f"\nOutput:\n{tail}" if tail else ""
-        raise AirflowException(f"{event.get('message', 'schedule run failed')}{output}")
+    def describe_failure(self, event: WaitEvent) -> str:
+        return f"Run of schedule {self.schedule_name} failed"
+
+    def fail(self, event: WaitEvent) -> Any:
+        if not event.owns.owned and event.status.value == "timeout":
+            from dataclasses import replace
+
+            event = replace(event, message=event.message + "; the run goes on (the API cannot stop a schedule run)")
+        return super().fail(event)
+
+    def complete(self, context: Context, event: WaitEvent) -> dict[str, Any]:
+        """The run's id and state."""
+        resource = event.resource
+        return {"run_id": resource.id if resource else "", "state": resource.raw_state if resource else ""}
 
 
 class LightningSyncSchedulesOperator(LightningBaseOperator):
@@ -210,31 +215,24 @@ class LightningSyncSchedulesOperator(LightningBaseOperator):
 
     :param output_path: where to write the snapshot (JSON).
     :param pause: pause the Lightning-side schedules that are running.
-    :param teamspace: teamspace (``owner/name``) overriding the connection's.
-    :param lightning_conn_id: Airflow connection id of type ``lightning``.
+
+    Also takes ``lightning_conn_id`` and ``teamspace``, see
+    :class:`~airflow_provider_lightning.operators.base.LightningBaseOperator`.
     """
 
-    template_fields: Sequence[str] = ("output_path", "teamspace")
+    template_fields: Sequence[str] = (*LightningBaseOperator.template_fields, "output_path")
 
-    def __init__(
-        self,
-        *,
-        output_path: str,
-        pause: bool = False,
-        teamspace: str | None = None,
-        lightning_conn_id: str = DEFAULT_CONN_ID,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, *, output_path: str, pause: bool = False, deferrable: Any = None, **kwargs: Any) -> None:
+        super().__init__(deferrable=False, **kwargs)  # it never waits: ``deferrable`` is accepted and ignored
         self.output_path = output_path
         self.pause = pause
-        self.teamspace = teamspace
-        self.lightning_conn_id = lightning_conn_id
-        self.deferrable = False
 
     def execute(self, context: Any) -> Any:
-        from airflow_provider_lightning.schedules.factory import sync_snapshot
+        from airflow_provider_lightning.schedules.factory import sync_snapshot, unmappable_message
 
         snapshot = sync_snapshot(self._get_hook(), self.output_path, pause=self.pause)
         self.log.info("Wrote %d schedules to %s", len(snapshot["schedules"]), self.output_path)
-        return {"path": self.output_path, "schedules": len(snapshot["schedules"])}
+        for item in snapshot["unmappable"]:
+            self.log.warning("%s", unmappable_message(item))
+        return {"path": self.output_path, "schedules": len(snapshot["schedules"]),
+                "unmappable": [item["name"] for item in snapshot["unmappable"]]}

@@ -9,14 +9,14 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow_provider_lightning import DEFAULT_CONN_ID
-from airflow_provider_lightning.operators.base import (
-    LightningBaseOperator,
-    default_deferrable,
-    seconds,
-)
+from airflow_provider_lightning.operators.base import LightningBaseOperator, seconds
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_lightning.triggers.contract import WaitEvent, WaitSpec
 
 NEW_INSTANCE_WAIT = 60.0  # seconds to see the instance a start request created (before deferring)
 
@@ -25,49 +25,22 @@ class LightningStudioBaseOperator(LightningBaseOperator):
     """What the Studio operators share: the Studio lookup, starting it, and waiting on its phase.
 
     :param studio_name: name of the Studio in the teamspace.
-    :param teamspace: teamspace (``owner/name``) overriding the connection's.
-    :param lightning_conn_id: Airflow connection id of type ``lightning``.
-    :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
-    :param poll_interval: seconds between two status reads while waiting.
-    :param timeout: limit (seconds or timedelta) on the wait; None waits forever.
+    :param timeout: limit (seconds or timedelta) on the wait (default 30 minutes); None waits forever.
+
+    Also takes the shared arguments (``lightning_conn_id``, ``teamspace``, ``deferrable``, ``poll_interval``,
+    default 5 s) of :class:`~airflow_provider_lightning.operators.base.LightningBaseOperator`.
     """
 
-    template_fields: Sequence[str] = ("studio_name", "teamspace")
+    template_fields: Sequence[str] = (*LightningBaseOperator.template_fields, "studio_name")
+    failure_verb = "did not start"  # what a failed wait means, for the error message
+    default_poll_interval = 5.0
+    default_timeout = timedelta(minutes=30)
 
-    def __init__(
-        self,
-        *,
-        studio_name: str,
-        teamspace: str | None = None,
-        lightning_conn_id: str = DEFAULT_CONN_ID,
-        deferrable: bool | None = None,
-        poll_interval: float | timedelta = 5.0,
-        timeout: float | timedelta | None = timedelta(minutes=30),
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, studio_name: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not studio_name:
             raise ValueError("studio_name is required")
         self.studio_name = studio_name
-        self.teamspace = teamspace
-        self.lightning_conn_id = lightning_conn_id
-        self.deferrable = default_deferrable() if deferrable is None else deferrable
-        self.poll_interval = seconds(poll_interval, "poll_interval", allow_none=False)
-        self.timeout = seconds(timeout, "timeout")
-        self._started_id = ""  # the Studio this task started (stopped again when the task is killed)
-
-    def on_kill(self) -> None:
-        """Stop the Studio if this task started it (blocking mode; a deferred task's trigger does it)."""
-        if not self._started_id:
-            return
-        from airflow_provider_lightning.api import studios
-
-        hook = self._get_hook()
-        try:
-            hook.run(studios.stop(hook.project_id, self._started_id))
-            self.log.warning("Task killed: stopping Studio %s, which this task started", self.studio_name)
-        except Exception as error:
-            self.log.error("Could not stop Studio %s: %s", self.studio_name, error)
 
     def _studio(self) -> tuple[str, Any]:
         """The Studio's id and current state; LightningConfigError names a Studio that does not exist."""
@@ -98,34 +71,29 @@ class LightningStudioBaseOperator(LightningBaseOperator):
             raise AirflowException(f"Studio {self.studio_name} is stopping; start it again once it has stopped")
         old = studios.instance_id(state)
         hook.run(studios.start(hook.project_id, studio_id, machine, interruptible, max_runtime))
+        self._owned = self._studio_spec(studio_id, "running", started=True)  # a kill from here on stops it
         self.log.info("Starting Studio %s on %s", self.studio_name, machine)
         deadline = time.monotonic() + NEW_INSTANCE_WAIT
         while time.monotonic() < deadline:  # the SDK's rule: wait for the new instance, ignore the old one
             state = hook.get(studios.STUDIO, studio_id)
             if studios.instance_id(state) not in ("", old):
-                self._started_id = studio_id
                 return True
             time.sleep(min(1.0, self.poll_interval or 1.0))
         raise AirflowException(f"Studio {self.studio_name} did not get a new instance within {NEW_INSTANCE_WAIT:.0f} s")
 
-    def _trigger(self, resource_id: str, target: str, *, kind: str = "studio", stop_on_kill: bool = False,
-                 stream_logs: bool = False) -> Any:
-        return self.phase_trigger(
-            kind, resource_id, [target], self.timeout,
-            stream_logs=stream_logs,
-            stop_on_kill=stop_on_kill,
-            resource_name=self.studio_name,
-        )
+    def _studio_spec(self, studio_id: str, target: str, *, started: bool = False) -> WaitSpec:
+        """A wait on the Studio's phase; a Studio this task started is owned (stopped on kill or failure)."""
+        return self.wait_spec("studio", studio_id, [target], stream_logs=False, resource_name=self.studio_name,
+                              owns=self.owns_for(started=started), results={"started": started})
 
-    def _phase_reached(self, event: Any, what: str) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowException
+    def describe_failure(self, event: WaitEvent) -> str:
+        return f"Studio {self.studio_name} {self.failure_verb}"
 
-        if not isinstance(event, dict) or event.get("status") != "success":
-            message = event.get("message", "") if isinstance(event, dict) else repr(event)
-            raise AirflowException(f"Studio {self.studio_name} {what}: {message}")
-        resource = event.get("resource") or {}
-        self.log.info("Studio %s is %s", self.studio_name, resource.get("phase"))
-        return {"studio_name": self.studio_name, "studio_id": event.get("resource_id"), "phase": resource.get("phase")}
+    def complete(self, context: Context, event: WaitEvent) -> dict[str, Any]:
+        """The Studio's summary."""
+        phase = event.phase.value if event.phase else ""
+        self.log.info("Studio %s is %s", self.studio_name, phase)
+        return {"studio_name": self.studio_name, "studio_id": event.resource_id, "phase": phase}
 
 
 class LightningStudioStartOperator(LightningStudioBaseOperator):
@@ -157,17 +125,12 @@ class LightningStudioStartOperator(LightningStudioBaseOperator):
         self.max_runtime_seconds = None if runtime is None else int(runtime)
         self.wait_for_running = wait_for_running
 
-    def execute(self, context: Any) -> Any:
+    def execute(self, context: Context) -> Any:
         studio_id, state = self._studio()
         started = self._start(studio_id, state, self.machine, self.interruptible, self.max_runtime_seconds)
-        trigger = self._trigger(studio_id, "running", stop_on_kill=started)
         if not self.wait_for_running:
             return {"studio_name": self.studio_name, "studio_id": studio_id, "phase": state.phase.value}
-        return self.wait(context, trigger)
-
-    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> Any:
-        """Resume after the wait: the Studio's summary, or fail with the instance's status message."""
-        return self._phase_reached(event, "did not start")
+        return self.wait(context, self._studio_spec(studio_id, "running", started=started))
 
 
 class LightningStudioStopOperator(LightningStudioBaseOperator):
@@ -180,7 +143,9 @@ class LightningStudioStopOperator(LightningStudioBaseOperator):
         super().__init__(**kwargs)
         self.wait_for_stopped = wait_for_stopped
 
-    def execute(self, context: Any) -> Any:
+    failure_verb = "did not stop"
+
+    def execute(self, context: Context) -> Any:
         from airflow_provider_lightning.api import studios
         from airflow_provider_lightning.api.phases import Phase
 
@@ -192,11 +157,7 @@ class LightningStudioStopOperator(LightningStudioBaseOperator):
         self.log.info("Stopping Studio %s", self.studio_name)
         if not self.wait_for_stopped:
             return {"studio_name": self.studio_name, "studio_id": studio_id, "phase": Phase.STOPPING.value}
-        return self.wait(context, self._trigger(studio_id, "stopped"))
-
-    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> Any:
-        """Resume after the wait: the Studio's summary, or fail with the reason."""
-        return self._phase_reached(event, "did not stop")
+        return self.wait(context, self._studio_spec(studio_id, "stopped"))
 
 
 class LightningStudioCommandOperator(LightningStudioBaseOperator):
@@ -213,7 +174,8 @@ class LightningStudioCommandOperator(LightningStudioBaseOperator):
     :param output_tail_lines: how many last output lines a failure message shows.
     """
 
-    template_fields: Sequence[str] = ("studio_name", "teamspace", "command")
+    template_fields: Sequence[str] = (*LightningStudioBaseOperator.template_fields, "command")
+    tail_label = "output lines"
     template_fields_renderers = {"command": "bash"}
 
     def __init__(
@@ -240,66 +202,59 @@ class LightningStudioCommandOperator(LightningStudioBaseOperator):
         self.stream_logs = stream_logs
         self.output_tail_lines = output_tail_lines
 
-    def execute(self, context: Any) -> Any:
+    def execute(self, context: Context) -> Any:
         from airflow.sdk.exceptions import AirflowException
 
         from airflow_provider_lightning.api.phases import Phase
 
         studio_id, state = self._studio()
-        started = False
-        if state.phase is not Phase.RUNNING:
-            if not self.start_studio and state.phase is not Phase.PENDING:
-                raise AirflowException(
-                    f"Studio {self.studio_name} is {state.phase.value}; start it first (LightningStudioStartOperator) "
-                    "or pass start_studio=True"
-                )
-            started = self._start(studio_id, state, self.machine, False, None)
-            trigger = self._trigger(studio_id, "running", stop_on_kill=started)
-            return self.wait(context, trigger, "run_command", started=started)
-        return self.run_command(context, None, started=started)
+        if state.phase is Phase.RUNNING:
+            return self._run_command(context, studio_id, started=False)
+        if not self.start_studio and state.phase is not Phase.PENDING:
+            raise AirflowException(
+                f"Studio {self.studio_name} is {state.phase.value}; start it first (LightningStudioStartOperator) "
+                "or pass start_studio=True"
+            )
+        started = self._start(studio_id, state, self.machine, False, None)
+        return self.wait(context, self._studio_spec(studio_id, "running", started=started), "run_command")
 
-    def run_command(self, context: Any, event: dict[str, Any] | None = None, started: bool = False) -> Any:
-        """Run the command detached (after the Studio runs) and wait for its exit code."""
+    def run_command(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+        """Resume once the Studio runs: run the command detached and wait for its exit code."""
+        from airflow_provider_lightning.triggers.contract import validate_execute_complete_event
+
+        decoded = validate_execute_complete_event(event)
+        if not decoded.succeeded:
+            self.fail(decoded)  # stops a Studio this task started
+        return self._run_command(context, decoded.resource_id, started=bool(decoded.results.get("started")))
+
+    def _run_command(self, context: Context, studio_id: str, *, started: bool) -> Any:
         from airflow_provider_lightning.api import studios
 
-        if event is not None:
-            try:
-                self._phase_reached(event, "did not start")
-            except Exception:
-                self._stop_if_started(started)
-                raise
         hook = self._get_hook()
-        studio_id = hook.studio_id(self.studio_name)
         session = hook.run(studios.execute(hook.project_id, studio_id, self.command))
         self.log.info("Running in Studio %s (session %s): %s", self.studio_name, session, self.command)
-        trigger = self._trigger(studios.command_id(studio_id, session), "completed", kind=studios.STUDIO_COMMAND.name,
-                                stop_on_kill=started and self.stop_studio, stream_logs=self.stream_logs)
-        trigger.log_tail_lines = self.output_tail_lines
-        return self.wait(context, trigger, started=started)
-
-    def execute_complete(self, context: Any, event: dict[str, Any] | None = None, started: bool = False) -> Any:
-        """Resume after the command: its exit code and output, or fail with the code and the output tail."""
-        from airflow.sdk.exceptions import AirflowException
-
-        self._stop_if_started(started)
-        resource = (event or {}).get("resource") or {}
-        if (event or {}).get("status") == "success":
-            self.log.info("Command finished in Studio %s with exit code 0", self.studio_name)
-            return {"studio_name": self.studio_name, "exit_code": 0}
-        tail = "\n".join(f"    {line}" for line in (event or {}).get("log_tail") or [])
-        reason = resource.get("message") or (event or {}).get("message", "")
-        raise AirflowException(
-            f"Command failed in Studio {self.studio_name}: {reason}" + (f"\nLast output lines:\n{tail}" if tail else "")
+        spec = self.wait_spec(
+            studios.STUDIO_COMMAND.name, studios.CommandRef(studio_id, session).id, ["completed"],
+            stream_logs=self.stream_logs,
+            log_tail_lines=self.output_tail_lines,
+            resource_name=self.studio_name,
+            owns=self.owns_for(started=started and self.stop_studio),  # stopping a command stops its Studio
+            results={"started": started},
         )
+        return self.wait(context, spec)
 
-    def _stop_if_started(self, started: bool) -> None:
-        if not (started and self.stop_studio):
-            return
-        from airflow_provider_lightning.api import studios
+    def describe_failure(self, event: WaitEvent) -> str:
+        return f"Command failed in Studio {self.studio_name}" if event.kind == "studio_command" else \
+            super().describe_failure(event)
 
-        hook = self._get_hook()
-        try:
-            hook.run(studios.stop(hook.project_id, hook.studio_id(self.studio_name)))
-            self.log.info("Stopping Studio %s, which this task started", self.studio_name)
-        except Exception as error:  # never mask the command's own outcome
-            self.log.error("Could not stop Studio %s: %s", self.studio_name, error)
+    def fail(self, event: WaitEvent) -> Any:
+        from dataclasses import replace
+
+        reason = event.resource.message if event.resource is not None and event.resource.message else event.message
+        return super().fail(replace(event, message=reason))
+
+    def complete(self, context: Context, event: WaitEvent) -> dict[str, Any]:
+        """The command's exit code; a Studio this task started is stopped when ``stop_studio`` is set."""
+        note = self.release_owned(event)
+        self.log.info("Command finished in Studio %s with exit code 0%s", self.studio_name, note)
+        return {"studio_name": self.studio_name, "exit_code": 0}

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator
 
 from airflow_provider_lightning import DEFAULT_CONN_ID
 from airflow_provider_lightning.api.phases import Phase
 from airflow_provider_lightning.links import LightningDeploymentLink, LightningJobLink, LightningMultiMachineJobLink
-from airflow_provider_lightning.operators.base import default_deferrable
+from airflow_provider_lightning.operators.base import default_deferrable, make_hook
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_lightning.api.resources import ResourceKind
+    from airflow_provider_lightning.api.state import ResourceState
+    from airflow_provider_lightning.hooks.lightning import LightningHook
+    from airflow_provider_lightning.triggers.contract import WaitEvent
 
 
 class LightningJobSensor(BaseSensorOperator):
@@ -30,10 +38,11 @@ class LightningJobSensor(BaseSensorOperator):
     :param stream_logs: copy the job's new log lines into the task log while deferred.
     """
 
-    template_fields: Sequence[str] = ("job_name", "job_id", "teamspace")
+    template_fields: Sequence[str] = ("job_name", "job_id", "teamspace", "lightning_conn_id")
     operator_extra_links: tuple[Any, ...] = (LightningJobLink(),)
     kind_name = "job"
     restartable = False  # a stopped resource of this kind can run again (keep waiting instead of failing)
+    log_tail_lines = 20  # how many last log lines a failure message shows
 
     def __init__(
         self,
@@ -66,87 +75,132 @@ class LightningJobSensor(BaseSensorOperator):
         self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.stream_logs = stream_logs
         self._hook: Any = None
+        self._page_url: str | None = None
 
-    def _get_hook(self) -> Any:
+    def _get_hook(self) -> LightningHook:
         if self._hook is None:
-            from airflow_provider_lightning.hooks.lightning import LightningHook
-
-            self._hook = LightningHook(self.lightning_conn_id, teamspace=self.teamspace)
+            self._hook = make_hook(self.lightning_conn_id, self.teamspace)
         return self._hook
 
-    def _state(self, context: Any) -> Any:
+    @property
+    def kind(self) -> ResourceKind:
+        from airflow_provider_lightning.api.registry import kind_named
+
+        return kind_named(self.kind_name)
+
+    def _state(self, context: Context) -> ResourceState:
+        """The watched resource's state; the first read also publishes its page for the extra link."""
         from airflow_provider_lightning.api.errors import LightningConfigError
-        from airflow_provider_lightning.api.resources import kind_named
 
         hook = self._get_hook()
-        kind = kind_named(self.kind_name)
         if self.job_id:
-            return hook.get(kind, self.job_id)
-        state = hook.find_job(self.job_name, kind=kind)
-        if state is None:
-            raise LightningConfigError(f"no {kind.label} named {self.job_name!r} in teamspace {hook.teamspace.slug}")
-        self.job_id = state.id
-        context["ti"].xcom_push(key=self.operator_extra_links[0].xcom_key_for_url, value=hook.job_url(state))
+            state = hook.get(self.kind, self.job_id)
+        else:
+            found = hook.find_job(self.job_name, kind=self.kind)
+            if found is None:
+                raise LightningConfigError(
+                    f"no {self.kind.label} named {self.job_name!r} in teamspace {hook.teamspace.slug}"
+                )
+            state, self.job_id = found, found.id
+        if self._page_url is None:
+            self._page_url = self._url(state)
+            if self.operator_extra_links:
+                context["ti"].xcom_push(key=self.operator_extra_links[0].xcom_key_for_url, value=self._page_url)
         return state
 
-    def _check(self, state: Any) -> bool:
+    def _url(self, state: ResourceState) -> str:
+        """The resource's page in the Lightning web UI ("" for kinds without one)."""
+        return self._get_hook().job_url(state) if self.kind.web_app is not None else ""
+
+    def _check(self, state: ResourceState) -> bool:
+        """True when the target is reached; AirflowFailException (page, log tail) when it can never be."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from airflow_provider_lightning.api.resources import kind_named
-
-        label = kind_named(self.kind_name).label
+        label = self.kind.label
         if state.phase.value in self.target_phases:
             self.log.info("%s %s is %s", label, state.name, state.phase.value)
             return True
         if state.phase.is_terminal and (not self.restartable or state.phase is Phase.FAILED):
-            raise AirflowFailException(
-                f"{label} {state.name} ended in phase {state.phase.value}, which can never become "
-                f"{' or '.join(self.target_phases)}: {state.message or state.raw_state}"
+            from airflow_provider_lightning.triggers.contract import EventStatus, WaitEvent
+
+            event = WaitEvent(
+                status=EventStatus.FAILED, kind=self.kind_name, resource_id=state.id, resource_name=state.name,
+                url=self._page_url or "", resource=state, log_tail=tuple(self._log_tail(state)),
+                message=self._never_message(state),
             )
+            raise AirflowFailException(self._failure_text(event))
         self.log.info("%s %s is %s; waiting for %s", label, state.name, state.phase.value, self.target_phases)
         return False
 
-    def poke(self, context: Any) -> bool:
+    def _never_message(self, state: ResourceState) -> str:
+        return (f"{self.kind.label} {state.name} ended in phase {state.phase.value}, which can never become "
+                f"{' or '.join(self.target_phases)}: {state.message or state.raw_state}")
+
+    def _log_tail(self, state: ResourceState) -> list[str]:
+        """The last log lines of a resource that ended (best effort: a failed read gives none)."""
+        selector = self.kind.logs.selector
+        if not selector:
+            return []
+        from airflow_provider_lightning.api import logs
+
+        hook = self._get_hook()
+        try:
+            lines, _ = hook.run(logs.new_lines(hook.project_id, selector, state.id, logs.LogCursor(), max_pages=20))
+        except Exception as error:  # the failure itself must still be reported
+            self.log.warning("Could not read the logs of %s %s: %s", self.kind.label, state.name, error)
+            return []
+        return [line.render() for line in lines][-self.log_tail_lines:]
+
+    def _failure_text(self, event: WaitEvent) -> str:
+        label = self.kind.label.removeprefix("Lightning ").capitalize()
+        return event.describe(page_label=f"{label} page")
+
+    def poke(self, context: Context) -> bool:
         return self._check(self._state(context))
 
-    def execute(self, context: Any) -> Any:
+    def execute(self, context: Context) -> Any:
+        self._page_url = None
         if not self.deferrable:
             return super().execute(context)
         state = self._state(context)
         if self._check(state):
             return state.to_json()
         from airflow_provider_lightning.operators.base import deadline_after
+        from airflow_provider_lightning.triggers.contract import WaitSpec
         from airflow_provider_lightning.triggers.lightning import LightningPhaseTrigger
 
-        self.defer(
-            trigger=LightningPhaseTrigger(
-                kind=self.kind_name,
-                resource_id=state.id,
-                project_id=self._get_hook().project_id,
-                lightning_conn_id=self.lightning_conn_id,
-                target_phases=self.target_phases,
-                poll_interval=self.poke_interval,
-                deadline=deadline_after(float(self.timeout)) if self.timeout else None,
-                stream_logs=self.stream_logs,
-                stop_on_kill=False,
-                resource_name=state.name or self.job_name,
-                fail_on_terminal=not self.restartable,
-            ),
-            method_name="execute_complete",
+        spec = WaitSpec(
+            kind=self.kind_name,
+            resource_id=state.id,
+            project_id=self._get_hook().project_id,
+            lightning_conn_id=self.lightning_conn_id,
+            target_phases=tuple(self.target_phases),
+            poll_interval=self.poke_interval,
+            deadline=deadline_after(float(self.timeout)) if self.timeout else None,
+            stream_logs=self.stream_logs,
+            log_tail_lines=self.log_tail_lines,
+            resource_name=state.name or self.job_name,
+            url=self._page_url or "",
+            fail_on_terminal=not self.restartable,
         )
+        self.defer(trigger=LightningPhaseTrigger.for_spec(spec), method_name="execute_complete")
 
-    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> Any:
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+        """Resume after the wait: the resource's state, or fail with the reason, its page and its log tail."""
         from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
 
-        status = (event or {}).get("status")
-        if status == "success":
-            return event["resource"]  # type: ignore[index]
-        message = (event or {}).get("message", f"unexpected event {event!r}")
-        if status == "timeout":
-            raise AirflowSensorTimeout(message)
-        if status == "failed":
-            raise AirflowFailException(message)
-        raise AirflowException(message)
+        from airflow_provider_lightning.triggers.contract import EventStatus, validate_execute_complete_event
+
+        decoded = validate_execute_complete_event(event)
+        self._page_url = decoded.url or self._page_url
+        if decoded.succeeded:
+            return decoded.resource.to_json() if decoded.resource is not None else None
+        text = self._failure_text(decoded)
+        if decoded.status is EventStatus.TIMEOUT:
+            raise AirflowSensorTimeout(text)
+        if decoded.status is EventStatus.FAILED:
+            raise AirflowFailException(text)
+        raise AirflowException(text)
 
 
 class LightningMultiMachineJobSensor(LightningJobSensor):
@@ -172,7 +226,7 @@ class LightningDeploymentSensor(LightningJobSensor):
     :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
     """
 
-    template_fields: Sequence[str] = ("deployment_name", "deployment_id", "teamspace")
+    template_fields: Sequence[str] = ("deployment_name", "deployment_id", "teamspace", "lightning_conn_id")
     operator_extra_links = (LightningDeploymentLink(),)
     kind_name = "deployment"
     TARGETS = {"ready": Phase.RUNNING.value, "stopped": Phase.STOPPED.value}
@@ -220,7 +274,7 @@ class LightningStudioSensor(LightningJobSensor):
     :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
     """
 
-    template_fields: Sequence[str] = ("studio_name", "teamspace")
+    template_fields: Sequence[str] = ("studio_name", "teamspace", "lightning_conn_id")
     operator_extra_links: tuple[Any, ...] = ()
     kind_name = "studio"
     restartable = True
@@ -239,7 +293,7 @@ class LightningStudioSensor(LightningJobSensor):
     def studio_name(self, value: str) -> None:
         self.job_name = value
 
-    def _state(self, context: Any) -> Any:
+    def _state(self, context: Context) -> ResourceState:
         from airflow_provider_lightning.api.studios import STUDIO
 
         hook = self._get_hook()

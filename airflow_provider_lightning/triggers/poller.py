@@ -59,7 +59,8 @@ from typing import Any
 
 from airflow_provider_lightning.api import logs, wire
 from airflow_provider_lightning.api.errors import LightningApiError
-from airflow_provider_lightning.api.resources import JOB, ResourceKind, ResourceState
+from airflow_provider_lightning.api.resources import ResourceKind
+from airflow_provider_lightning.api.state import ResourceState
 from airflow_provider_lightning.api.transport import ApiCall
 from airflow_provider_lightning.hooks.lightning import LightningHook
 from airflow_provider_lightning.triggers.logbatch import LogBatcher
@@ -73,7 +74,6 @@ ACTIVE_STATES = ("running", "pending")  # ``state`` filter values of the active 
 ACTIVE_PROBE_EVERY = 10  # sweeps to skip the active listing after it hit its request budget
 SCAN_PROBE_EVERY = 10  # sweeps to skip the recent scan after its first page held none of the waited-for jobs
 UNSUPPORTED_LIST_STATUSES = frozenset({400, 404, 405, 501})
-LISTABLE_KINDS = frozenset({JOB.name})
 
 Outcome = ResourceState | BaseException
 PollerKey = tuple[str, str, str, float]  # (connection id, project id, kind, poll interval)
@@ -101,7 +101,7 @@ class PollerStats:
 
 def can_share(kind: ResourceKind) -> bool:
     """Whether waits on this kind go through a shared poller (kinds with a list endpoint)."""
-    return kind.name in LISTABLE_KINDS
+    return kind.listable
 
 
 def pollers() -> dict[PollerKey, SharedPoller]:

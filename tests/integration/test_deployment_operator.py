@@ -134,7 +134,7 @@ def test_kill_of_a_task_that_started_a_stopped_deployment_scales_it_back_to_zero
     with pytest.raises(TaskDeferred) as deferred:
         op.execute(context(run_id="dep-kill-started-2"))
     trigger = deferred.value.trigger
-    assert trigger.stop_on_kill is True and trigger.kill_action == "stop"
+    assert trigger.spec.owns.value == "stop"
     asyncio.run(trigger.on_kill())
     deployment = sim.get_deployment(name)
     assert deployment is not None and str(deployment["autoscaling"]["maxReplicas"]) == "0"
@@ -173,9 +173,9 @@ def test_deferred_wait_runs_in_the_trigger_and_sensor_sees_ready(sim):
     with pytest.raises(TaskDeferred) as deferred:
         op.execute(ctx)
     trigger = deferred.value.trigger
-    assert trigger.kind == "deployment" and trigger.kill_action == "delete" and trigger.stop_on_kill is True
+    assert trigger.spec.kind == "deployment" and trigger.spec.owns.value == "delete"
     event = asyncio.run(anext(trigger.run()))
-    result = op.execute_complete(ctx, event.payload, **deferred.value.kwargs)
+    result = op.execute_complete(ctx, event.payload)
     assert result["phase"] == "running" and result["action"] == "created"
     sensor = LightningDeploymentSensor(task_id="s", deployment_id=result["deployment_id"], deferrable=False)
     assert sensor.poke(context()) is True
@@ -194,7 +194,7 @@ def test_kill_while_deferred_deletes_only_a_deployment_this_task_created(sim):
     update = deploy_op(existing, image="ghcr.io/x/srv:2", deferrable=True)
     with pytest.raises(TaskDeferred) as deferred:
         update.execute(context(run_id="dep-kill-existing-2"))
-    assert deferred.value.trigger.stop_on_kill is False
+    assert deferred.value.trigger.spec.owns.value == "none"
     asyncio.run(deferred.value.trigger.on_kill())
     update.on_kill()
     assert sim.get_deployment(existing) is not None

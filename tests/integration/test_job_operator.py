@@ -48,7 +48,7 @@ def test_failed_job_raises_with_exit_code_and_log_tail(sim):
 
 def test_timeout_stops_the_job_and_fails_the_task(sim):
     ctx = context(run_id="timeout")
-    with pytest.raises(AirflowException, match=r"Timed out after 2 s.*the job was stopped"):
+    with pytest.raises(AirflowException, match=r"Timed out after 2 s.*the job this task started was stopped"):
         job_op(command="sleep 60", timeout=2).execute(ctx)
     assert wait_for_state(sim, ctx["ti"].xcoms["job_id"], {"stopped"}) == "stopped"
 
@@ -112,9 +112,9 @@ def test_deferrable_mode_defers_with_plain_json_kwargs_and_completes(sim):
         op.execute(ctx)
     classpath, kwargs = deferred.value.trigger.serialize()
     assert classpath == "airflow_provider_lightning.triggers.lightning.LightningPhaseTrigger"
-    assert sim.api_key not in repr(kwargs) and kwargs["stop_on_kill"] is True
+    assert sim.api_key not in repr(kwargs) and kwargs["owns"] == "stop"
     event = asyncio.run(_first_event(LightningPhaseTrigger(**kwargs)))
-    result = op.execute_complete(ctx, event.payload, **deferred.value.kwargs)
+    result = op.execute_complete(ctx, event.payload)
     assert result["phase"] == "completed" and result["url"] == ctx["ti"].xcoms["job_url"]
 
 

@@ -41,7 +41,7 @@ def test_deferrable_sensor_waits_in_the_trigger_and_never_stops_the_job(sim):
     with pytest.raises(TaskDeferred) as deferred:
         sensor.execute(context())
     trigger = deferred.value.trigger
-    assert trigger.stop_on_kill is False
+    assert trigger.spec.owns.value == "none"
     event = asyncio.run(anext(trigger.run()))
     assert sensor.execute_complete(context(), event.payload)["phase"] == "completed"
 

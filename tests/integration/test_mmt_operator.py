@@ -63,9 +63,9 @@ def test_deferred_mmt_trigger_completes_and_sensor_sees_it(sim):
     ctx = context(run_id="mmt-defer")
     with pytest.raises(TaskDeferred) as deferred:
         op.execute(ctx)
-    assert deferred.value.trigger.kind == "mmt"
+    assert deferred.value.trigger.spec.kind == "mmt"
     event = asyncio.run(anext(deferred.value.trigger.run()))
-    assert op.execute_complete(ctx, event.payload, **deferred.value.kwargs)["phase"] == "completed"
+    assert op.execute_complete(ctx, event.payload)["phase"] == "completed"
     sensor = LightningMultiMachineJobSensor(task_id="s", job_name=ctx["ti"].xcoms["job_name"], deferrable=False,
                                             poke_interval=0.1, timeout=10)
     assert sensor.poke(context()) is True

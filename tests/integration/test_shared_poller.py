@@ -13,7 +13,7 @@ import pytest
 from conftest import conn_json
 from scripted_server import Reply, ScriptedServer
 
-from airflow_provider_lightning.api.resources import JOB, MMT
+from airflow_provider_lightning.api.jobs import JOB, MMT
 from airflow_provider_lightning.simulator import LightningSimulator
 from airflow_provider_lightning.triggers import poller
 from airflow_provider_lightning.triggers.lightning import LightningPhaseTrigger

@@ -88,9 +88,9 @@ def test_deferred_command_waits_in_the_trigger(sim, studio):
     ctx = context()
     with pytest.raises(TaskDeferred) as deferred:
         op.execute(ctx)
-    assert deferred.value.trigger.kind == "studio_command"
+    assert deferred.value.trigger.spec.kind == "studio_command"
     event = asyncio.run(anext(deferred.value.trigger.run()))
-    assert op.execute_complete(ctx, event.payload, **deferred.value.kwargs)["exit_code"] == 0
+    assert op.execute_complete(ctx, event.payload)["exit_code"] == 0
 
 
 def test_sensor_waits_for_running_through_a_stopped_studio(sim, studio):
@@ -106,8 +106,8 @@ def test_unknown_studio_is_named_in_the_error(sim):
 
 
 def test_kill_of_a_blocking_start_stops_the_studio_this_task_started(sim, studio):
-    op = LightningStudioStartOperator(task_id="start", studio_name=studio, **FAST)
-    op.execute(context())
+    op = LightningStudioStartOperator(task_id="start", studio_name=studio, wait_for_running=False, **FAST)
+    op.execute(context())  # a kill right after the start request (before or during the wait)
     op.on_kill()
     sim.wait_for_studio(studio, STOPPED, timeout=15)
     already = LightningStudioStartOperator(task_id="start", studio_name=studio, **FAST)

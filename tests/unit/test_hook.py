@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import time
 from urllib.parse import quote
 
 import pytest
+from raw_servers import hung_host
 from scripted_server import Reply, ScriptedServer
 
 from airflow_provider_lightning.api.errors import LightningConfigError
@@ -61,6 +63,59 @@ def test_test_connection_reports_success_and_failure(sim, monkeypatch):
         {"conn_type": "lightning", "host": sim.url, "login": sim.user_id, "password": "wrong-key"}))
     ok, message = LightningHook().test_connection()
     assert not ok and "401" in message and "'lightning_default'" in message and "wrong-key" not in message
+
+
+def _sim_connection(monkeypatch, sim, **extra):
+    """Point ``lightning_default`` at the simulator with these extras only."""
+    monkeypatch.setenv("AIRFLOW_CONN_LIGHTNING_DEFAULT", json.dumps(
+        {"conn_type": "lightning", "host": sim.url, "login": sim.user_id, "password": sim.api_key, "extra": extra}))
+
+
+def test_test_connection_names_the_user_and_the_resolved_teamspace(sim):
+    ok, message = LightningHook().test_connection()
+    assert ok, message
+    assert message == (f"Connected to {sim.url} as sim-user, teamspace sim-org/sim-teamspace "
+                       f"(project {sim.project_id})")
+
+
+def test_test_connection_fails_for_a_teamspace_that_does_not_exist(sim, monkeypatch):
+    _sim_connection(monkeypatch, sim, teamspace="sim-org/nope")
+    ok, message = LightningHook().test_connection()
+    assert not ok
+    assert "'lightning_default'" in message and "'sim-org/nope' does not exist" in message
+    assert "sim-teamspace" in message  # the teamspaces the user does belong to
+
+
+def test_test_connection_without_a_teamspace_says_operators_need_one(sim, monkeypatch):
+    _sim_connection(monkeypatch, sim)
+    ok, message = LightningHook().test_connection()
+    assert ok and "as sim-user" in message and "no teamspace set: operators will need teamspace=" in message
+
+
+def test_test_connection_with_a_teamspace_override_resolves_it(sim, monkeypatch):
+    _sim_connection(monkeypatch, sim)
+    ok, message = LightningHook(teamspace="sim-org/sim-teamspace").test_connection()
+    assert ok and message.endswith(f"teamspace sim-org/sim-teamspace (project {sim.project_id})")
+
+
+def test_test_connection_to_a_hung_host_fails_within_call_timeout_naming_connection_and_address(monkeypatch):
+    with hung_host() as host:
+        monkeypatch.setenv("AIRFLOW_CONN_LIGHTNING_DEFAULT", json.dumps(
+            {"conn_type": "lightning", "host": f"http://{host.address}", "login": "u", "password": "k",
+             "extra": {"call_timeout": 2}}))
+        start = time.monotonic()
+        ok, message = LightningHook().test_connection()
+        took = time.monotonic() - start
+    assert not ok and took < 2 + 2.5
+    assert f"Lightning connection 'lightning_default': GET http://{host.address}/v1/auth/whoami failed" in message
+
+
+def test_the_connection_call_timeout_reaches_the_transport(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_LIGHTNING_DEFAULT", json.dumps(
+        {"conn_type": "lightning", "host": "https://lightning.ai", "login": "u", "password": "k",
+         "extra": {"call_timeout": "45"}}))
+    transport = LightningHook().transport
+    assert transport.retry.call_timeout == 45.0 and transport.conn_id == "lightning_default"
 
 
 def _headers_seen(monkeypatch, **conn):

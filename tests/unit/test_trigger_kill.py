@@ -12,6 +12,7 @@ import asyncio
 import json
 import time
 from collections import Counter
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -20,6 +21,7 @@ from airflow.jobs.triggerer_job_runner import _USER_ACTION_CANCEL_MSG
 from scripted_server import Reply, ScriptedServer
 
 from airflow_provider_lightning.api.errors import LightningApiError
+from airflow_provider_lightning.api.stopping import STOP_RETRY, StopFailedError
 from airflow_provider_lightning.triggers import lightning
 from airflow_provider_lightning.triggers.lightning import LightningPhaseTrigger, detached
 
@@ -157,12 +159,12 @@ def test_on_kill_keeps_trying_through_a_short_outage_and_stops_the_job(api, caps
 def test_on_kill_sends_the_stop_even_when_reading_the_job_keeps_failing(api, capsys):
     api.set(lambda method, path, since: job("stop") if method == "PUT" else UNAVAILABLE)
     asyncio.run(trigger().on_kill())
-    assert api.calls[f"GET {JOB}"] == lightning.KILL_RETRY.max_attempts and api.calls[f"PUT {JOB}"] == 1
+    assert api.calls[f"GET {JOB}"] == STOP_RETRY.max_attempts and api.calls[f"PUT {JOB}"] == 1
     assert "Task killed: stopped Lightning job train" in capsys.readouterr().out
 
 
 def test_on_kill_sends_the_stop_when_reading_the_job_hangs(api, capsys, monkeypatch):
-    monkeypatch.setattr(lightning, "KILL_READ_SECONDS", 0.3)
+    monkeypatch.setattr(lightning, "KILL_BUDGET", replace(lightning.KILL_BUDGET, read_seconds=0.3))
 
     def answer(method: str, path: str, since: float) -> Reply:
         if method == "GET":
@@ -181,11 +183,11 @@ def test_on_kill_gives_up_before_airflows_kill_timeout_and_says_the_job_may_stil
     monkeypatch.setattr(lightning, "kill_budget", lambda: 2.0)
     api.set(outage_until(3600))
     started = time.monotonic()
-    with pytest.raises(RuntimeError, match="could not be stopped before the kill timeout"):
+    with pytest.raises(StopFailedError, match="could not be stopped within 2 s"):
         asyncio.run(trigger().on_kill())
     assert time.monotonic() - started < 3.0
     assert api.calls[f"PUT {JOB}"] >= 2
-    assert "could not be stopped before the kill timeout; it may still be running" in capsys.readouterr().out
+    assert "could not be stopped within 2 s; it may still be running" in capsys.readouterr().out
 
 
 def test_on_kill_budget_follows_airflows_on_kill_timeout(monkeypatch):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from airflow_provider_lightning.api.jobs import job_phase, read_job
 from airflow_provider_lightning.api.logs import LogCursor, read_entries
 from airflow_provider_lightning.api.phases import Phase
-from airflow_provider_lightning.api.resources import job_phase, read_job
 
 
 @pytest.mark.parametrize(

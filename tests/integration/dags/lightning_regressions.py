@@ -1,0 +1,60 @@
+"""DAGs for tests/integration/test_dag_test_regressions.py: what new users wrote when they hit the bugs.
+
+Run by ``dag.test()``; names and ids come in through ``dag.test(run_conf=...)`` so each run is its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import httpx
+import pendulum
+from airflow.sdk import DAG
+
+from airflow_provider_lightning.operators.deployments import LightningDeploymentOperator
+from airflow_provider_lightning.operators.jobs import LightningJobOperator
+from airflow_provider_lightning.sensors.lightning import LightningJobSensor
+
+START = pendulum.datetime(2026, 1, 1, tz="UTC")
+MODES = {"deferrable": True, "blocking": False}
+
+
+def clear_simulator_faults(context):
+    """on_retry_callback: the API is back before the retry (the simulator's admin endpoint)."""
+    conn = json.loads(os.environ["AIRFLOW_CONN_LIGHTNING_ONCE"])
+    httpx.delete(f"{conn['host']}/__admin/faults", timeout=10).raise_for_status()
+
+
+with DAG("regress_mapped_retry", schedule=None, start_date=START, catchup=False):
+    LightningJobOperator.partial(
+        task_id="train", image="python:3.12", deferrable=True, poll_interval=0.2, retries=1, retry_delay=0,
+        on_retry_callback=clear_simulator_faults, lightning_conn_id="lightning_once",
+    ).expand(command=["echo first; sleep 3", "echo second; sleep 3"])
+
+for mode, deferrable in MODES.items():
+    with DAG(f"regress_deployment_fails_{mode}", schedule=None, start_date=START, catchup=False):
+        LightningDeploymentOperator(
+            task_id="deploy", deployment_name="{{ dag_run.conf['name'] }}", image="ghcr.io/x/srv:1",
+            command="python serve.py", env={"LIGHTNING_SIM_DEPLOYMENT": "fail"}, poll_interval=0.2, timeout=60,
+            deferrable=deferrable,
+        )
+
+    with DAG(f"regress_deployment_results_{mode}", schedule=None, start_date=START, catchup=False):
+        create = LightningDeploymentOperator(
+            task_id="create", deployment_name="{{ dag_run.conf['name'] }}", image="ghcr.io/x/srv:1",
+            command="python serve.py", poll_interval=0.2, timeout=60, deferrable=deferrable,
+        )
+        update = LightningDeploymentOperator(
+            task_id="update", deployment_name="{{ dag_run.conf['name'] }}", image="ghcr.io/x/srv:2",
+            command="python serve.py", poll_interval=0.2, timeout=60, deferrable=deferrable,
+        )
+        create >> update
+
+    with DAG(f"regress_sensor_failed_job_{mode}", schedule=None, start_date=START, catchup=False):
+        LightningJobSensor(task_id="watch", job_id="{{ dag_run.conf['job_id'] }}", deferrable=deferrable,
+                           poke_interval=0.2, timeout=30)
+
+with DAG("regress_hung_host", schedule=None, start_date=START, catchup=False):
+    LightningJobOperator(task_id="train", image="python:3.12", command="echo hi", lightning_conn_id="lightning_hung",
+                         deferrable=True)
