@@ -256,7 +256,7 @@ def make_operator(spec: Spec, poll_interval: float) -> LightningJobOperator:
 def classify(error: AirflowException) -> str:
     text = str(error)
     if text.startswith("Timed out"):
-        return "timeout" if "the job was stopped" in text else "timeout, stop failed"
+        return "timeout" if "the job this task started was stopped" in text else "timeout, stop failed"
     if "ended in phase failed" in text:
         return "failed"
     if "ended in phase stopped" in text:
