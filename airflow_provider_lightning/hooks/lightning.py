@@ -495,14 +495,11 @@ class LightningHook(BaseHook):
         :param kind: resource kind name or a ``ResourceKind``.
         :param resource_id: the resource's id.
         """
+        from airflow_provider_lightning.api.stopping import release
+
         resolved = kind if isinstance(kind, ResourceKind) else kind_named(kind)
-        state = self.run(resolved.get(self.project_id, resource_id))
-        if resolved.at_rest(state):
-            return state
-        stopped = self.run(resolved.stop(self.project_id, resource_id))
-        if isinstance(stopped, ResourceState):
-            return stopped
-        return self.run(resolved.get(self.project_id, resource_id))  # the stop answered no state: read it
+        self.run(release(resolved, self.project_id, resource_id))  # the one stop flow (api.stopping)
+        return self.run(resolved.get(self.project_id, resource_id))
 
     def job_logs(self, job_id: str, cursor: logs.LogCursor | None = None) -> tuple[list[logs.LogLine], logs.LogCursor]:
         """Log lines after ``cursor`` (page-logs) and the cursor to continue from.
