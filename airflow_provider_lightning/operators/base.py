@@ -267,9 +267,9 @@ class LightningBaseOperator(BaseOperator):
         spec = self._owned
         if spec is None:
             return
-        from airflow_provider_lightning.triggers.contract import Ownership
+        from airflow_provider_lightning.triggers.contract import EventStatus, Ownership
 
-        event = spec.event(status="failed", state=None, message="")  # type: ignore[arg-type]
+        event = spec.event(EventStatus.FAILED, None, "task killed")
         note = self.release_owned(event, delete=spec.owns is Ownership.DELETE)
         self.log.warning("Task killed%s", note or f": {spec.resource_name or spec.resource_id} had already ended")
 

@@ -186,6 +186,7 @@ class LightningDeploymentOperator(LightningBaseOperator):
 
         from airflow_provider_lightning.api.deployments import DEPLOYMENT
         from airflow_provider_lightning.api.phases import Phase
+        from airflow_provider_lightning.triggers.contract import EventStatus
 
         self._page_url = ""
         spec = self._spec()
@@ -212,7 +213,7 @@ class LightningDeploymentOperator(LightningBaseOperator):
             results={"action": upserted.action, "changes": list(upserted.changes)},
         )
         if not self.wait_for_ready or (upserted.action == "unchanged" and state.phase is Phase.RUNNING):
-            return self._done(context, state, wait.event("success", state, "ready"))  # type: ignore[arg-type]
+            return self._done(context, state, wait.event(EventStatus.SUCCESS, state, "ready"))
         return self.wait(context, wait)
 
     def complete(self, context: Context, event: WaitEvent) -> dict[str, Any]:
