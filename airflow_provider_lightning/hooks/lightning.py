@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -704,24 +704,51 @@ class LightningHook(BaseHook):
         if max_runtime is not None and (isinstance(max_runtime, bool) or not isinstance(max_runtime, int)
                                         or max_runtime < 1):
             raise ValueError(f"max_runtime must be a number of seconds >= 1, got {max_runtime!r}")
-        state = self.get_studio(name)
+        studio_id = self.studio_id(name)
+        state = replace(self.get(studios.STUDIO, studio_id), id=studio_id, name=name)
+        return self.ensure_studio_started(studio_id, state, name=name, machine=slug, interruptible=interruptible,
+                                          max_runtime=max_runtime)[0]
+
+    def ensure_studio_started(
+        self, studio_id: str, state: ResourceState, *, name: str, machine: str, interruptible: bool = False,
+        max_runtime: int | None = None, on_requested: Callable[[], None] | None = None,
+    ) -> tuple[ResourceState, bool]:
+        """The SDK's start rule (shared by :meth:`start_studio` and ``LightningStudioStartOperator``).
+
+        A Studio running or starting on ``machine`` is left alone; otherwise the start is requested and accepted
+        once a *new* instance shows (the old one is ignored). Returns the state and whether this call started it.
+
+        :param studio_id: the Studio's id.
+        :param state: its current state (``get(STUDIO, studio_id)``).
+        :param name: its name, for messages.
+        :param machine: machine slug (``resolve_machine`` output).
+        :param interruptible: run on an interruptible (spot) machine.
+        :param max_runtime: stop the Studio after this many seconds; None: no limit.
+        :param on_requested: called right after the start request (an operator marks the Studio as its own there).
+        :raises LightningConfigError: it runs on another machine, is still stopping, or no new instance showed
+            within ``NEW_INSTANCE_WAIT`` seconds.
+        """
         if state.phase in (Phase.RUNNING, Phase.PENDING):
             current = studios.machine_of(state)
-            if current and current != slug:
-                raise LightningConfigError(f"Studio {name} is {state.phase.value} on {current}, not {slug}; stop it "
-                                           "first, then start it on the new machine")
-            return state
+            if current and current != machine:
+                raise LightningConfigError(f"Studio {name} is {state.phase.value} on {current}, not {machine}; stop "
+                                           "it first (LightningStudioStopOperator), then start it on the new machine")
+            self.log.info("Studio %s is already %s on %s", name, state.phase.value, current or machine)
+            return state, False
         if state.phase is Phase.STOPPING:
             raise LightningConfigError(f"Studio {name} is stopping; start it again once it has stopped")
         old = studios.instance_id(state)
-        self.run(studios.start(self.project_id, state.id, slug, interruptible, max_runtime))
-        self.log.info("Starting Studio %s on %s", name, slug)
+        self.run(studios.start(self.project_id, studio_id, machine, interruptible, max_runtime))
+        if on_requested is not None:
+            on_requested()
+        self.log.info("Starting Studio %s on %s", name, machine)
         deadline = time.monotonic() + NEW_INSTANCE_WAIT
-        while True:  # the SDK's rule: the start is accepted once a new instance shows (not the old one)
-            state = self.get_studio(name)
-            if studios.instance_id(state) not in ("", old) or time.monotonic() > deadline:
-                return state
+        while time.monotonic() < deadline:  # the SDK's rule: the start is accepted once a new instance shows
+            state = replace(self.get(studios.STUDIO, studio_id), id=studio_id, name=name)
+            if studios.instance_id(state) not in ("", old):
+                return state, True
             time.sleep(0.5)
+        raise LightningConfigError(f"Studio {name} did not get a new instance within {NEW_INSTANCE_WAIT:.0f} s")
 
     def stop_studio(self, name: str) -> ResourceState:
         """Ask a Studio to stop; returns its state after the request (a stopped Studio is left alone).

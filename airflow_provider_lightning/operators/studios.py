@@ -6,7 +6,6 @@ then a confirm, then the Studio comes back), so stop the Studio and start it on 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -18,7 +17,6 @@ if TYPE_CHECKING:
 
     from airflow_provider_lightning.triggers.contract import WaitEvent, WaitSpec
 
-NEW_INSTANCE_WAIT = 60.0  # seconds to see the instance a start request created (before deferring)
 
 
 class LightningStudioBaseOperator(LightningBaseOperator):
@@ -51,35 +49,23 @@ class LightningStudioBaseOperator(LightningBaseOperator):
         return studio_id, hook.get(STUDIO, studio_id)
 
     def _start(self, studio_id: str, state: Any, machine: str, interruptible: bool, max_runtime: int | None) -> bool:
-        """Start the Studio on ``machine`` unless it already runs there; True when this call started it."""
+        """Start the Studio on ``machine`` unless it already runs there (the hook's rule); True when this task
+        started it, and from the start request on a kill stops it."""
         from airflow.sdk.exceptions import AirflowException
 
-        from airflow_provider_lightning.api import studios
-        from airflow_provider_lightning.api.phases import Phase
+        from airflow_provider_lightning.api.errors import LightningConfigError
 
-        hook = self._get_hook()
-        if state.phase in (Phase.RUNNING, Phase.PENDING):
-            current = studios.machine_of(state)
-            if current and current != machine:
-                raise AirflowException(
-                    f"Studio {self.studio_name} is {state.phase.value} on {current}, not {machine}; stop it first "
-                    "(LightningStudioStopOperator), then start it on the new machine"
-                )
-            self.log.info("Studio %s is already %s on %s", self.studio_name, state.phase.value, current or machine)
-            return False
-        if state.phase is Phase.STOPPING:
-            raise AirflowException(f"Studio {self.studio_name} is stopping; start it again once it has stopped")
-        old = studios.instance_id(state)
-        hook.run(studios.start(hook.project_id, studio_id, machine, interruptible, max_runtime))
-        self._owned = self._studio_spec(studio_id, "running", started=True)  # a kill from here on stops it
-        self.log.info("Starting Studio %s on %s", self.studio_name, machine)
-        deadline = time.monotonic() + NEW_INSTANCE_WAIT
-        while time.monotonic() < deadline:  # the SDK's rule: wait for the new instance, ignore the old one
-            state = hook.get(studios.STUDIO, studio_id)
-            if studios.instance_id(state) not in ("", old):
-                return True
-            time.sleep(min(1.0, self.poll_interval or 1.0))
-        raise AirflowException(f"Studio {self.studio_name} did not get a new instance within {NEW_INSTANCE_WAIT:.0f} s")
+        def owned() -> None:
+            self._owned = self._studio_spec(studio_id, "running", started=True)
+
+        try:
+            _, started = self._get_hook().ensure_studio_started(
+                studio_id, state, name=self.studio_name, machine=machine, interruptible=interruptible,
+                max_runtime=max_runtime, on_requested=owned,
+            )
+        except LightningConfigError as error:
+            raise AirflowException(str(error)) from None
+        return started
 
     def _studio_spec(self, studio_id: str, target: str, *, started: bool = False) -> WaitSpec:
         """A wait on the Studio's phase; a Studio this task started is owned (stopped on kill or failure)."""
