@@ -234,11 +234,13 @@ class LightningBaseOperator(BaseOperator):
         from airflow_provider_lightning.api.stopping import STOP_RETRY, release
 
         kind = kind_named(event.kind)
-        hook = make_hook(self.lightning_conn_id, self.teamspace, retry=STOP_RETRY)
-        hook._settings, hook._teamspace = self._get_hook().settings, self._get_hook().teamspace
         noun = "Studio" if kind.name in ("studio_command", "schedule_run") else kind.label.removeprefix("Lightning ")
         what = f"the {noun} this task {self.ownership_phrase(event)}"
+        hook = make_hook(self.lightning_conn_id, self.teamspace, retry=STOP_RETRY)
         try:
+            # Resolving the teamspace is an API call too (a resumed task has not made it yet): inside the
+            # try, so a rate limit there is reported in the sentence and never replaces the task's error.
+            hook._settings, hook._teamspace = self._get_hook().settings, self._get_hook().teamspace
             done = hook.run(release(kind, hook.project_id, event.resource_id, delete=delete, budget=self.stop_budget))
         except Exception as error:
             self.log.error("Could not stop %s %s: %s", kind.label, event.resource_id, error)

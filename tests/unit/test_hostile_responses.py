@@ -454,6 +454,29 @@ def test_a_timed_out_job_is_stopped_even_when_the_api_fails_for_a_while(
     assert seen["PUT"] >= min_puts and (put_status == 503 or seen["PUT"] == min_puts)
 
 
+def test_a_rate_limited_teamspace_lookup_on_resume_keeps_the_jobs_own_failure(server, monkeypatch):
+    """A resumed task resolves its teamspace before releasing; a 429 there must not replace the job's error."""
+    from airflow.sdk.exceptions import AirflowException
+
+    from airflow_provider_lightning.api.stopping import StopBudget
+    from airflow_provider_lightning.operators.jobs import LightningJobOperator
+
+    def route(method: str, path: str) -> Reply:
+        if path.startswith("/v1/projects/p1"):
+            return Reply(429, json.dumps({"code": 8, "message": "resource exhausted"}), {"Retry-After": "0"})
+        return Reply(200, json.dumps({"id": "job-1", "name": "j", "state": "failed"}))
+
+    server.script.route = route
+    monkeypatch.setattr(LightningJobOperator, "stop_budget", StopBudget(total=1.0, pauses=(0.01,)))
+    op = LightningJobOperator(task_id="t", image="python:3.11", command="exit 3", lightning_conn_id="hostile")
+    event = {"status": "failed", "kind": "job", "resource_id": "job-1", "resource": None,
+             "message": "exit code 3", "owns": "stop"}
+    with pytest.raises(AirflowException) as err:
+        op.execute_complete(context(), event)
+    assert "exit code 3" in str(err.value)
+    assert "stopping the job this task started failed" in str(err.value) and "429" in str(err.value)
+
+
 # -- operator constructors: garbage in, ValueError out ---------------------------------------------
 
 GARBAGE = st.one_of(
