@@ -7,7 +7,7 @@ DOCS_STAMP := $(VENV)/.docs-installed
 
 .PHONY: install demo test test-fast lint bench docs clean e2e airflow airflow-stop airflow-status browser chaos
 
-$(STAMP): pyproject.toml requirements-dev.txt
+$(STAMP): pyproject.toml simulator/pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt -e .

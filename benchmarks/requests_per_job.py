@@ -14,10 +14,10 @@ from collections import Counter
 import _common
 import httpx
 from airflow.sdk.exceptions import TaskDeferred
+from lightning_simulator import LightningSimulator
 from task_context import context
 
 from airflow_provider_lightning.operators.jobs import LightningJobOperator
-from airflow_provider_lightning.simulator import LightningSimulator
 
 JOB_SECONDS = 6.0
 POLL = 1.0

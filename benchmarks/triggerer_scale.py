@@ -239,7 +239,8 @@ def route_of(path: str) -> str:
 
 
 def measure(variant: str, n: int, interval: float, seed: int, stream_logs: bool = False) -> Run:
-    from airflow_provider_lightning.simulator import LightningSimulator
+    from lightning_simulator import LightningSimulator
+
     from airflow_provider_lightning.triggers.lightning import LightningPhaseTrigger
 
     rng = random.Random(seed)

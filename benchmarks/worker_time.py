@@ -13,10 +13,10 @@ import time
 
 import _common
 from airflow.sdk.exceptions import TaskDeferred
+from lightning_simulator import LightningSimulator
 from task_context import context
 
 from airflow_provider_lightning.operators.jobs import LightningJobOperator
-from airflow_provider_lightning.simulator import LightningSimulator
 
 
 def run(job_seconds: float, deferrable: bool) -> tuple[float, float]:

@@ -63,14 +63,14 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import httpx  # noqa: E402
 from airflow.sdk.exceptions import AirflowException, TaskDeferred  # noqa: E402
+from lightning_simulator import LightningSimulator  # noqa: E402
+from lightning_simulator.faults import FaultDecision, FaultInjector  # noqa: E402
 from task_context import TaskInstanceStub  # noqa: E402
 
 from airflow_provider_lightning.api import transport as transport_module  # noqa: E402
 from airflow_provider_lightning.api.errors import LightningApiError  # noqa: E402
 from airflow_provider_lightning.operators.base import run_name  # noqa: E402
 from airflow_provider_lightning.operators.jobs import LightningJobOperator  # noqa: E402
-from airflow_provider_lightning.simulator import LightningSimulator  # noqa: E402
-from airflow_provider_lightning.simulator.faults import FaultDecision, FaultInjector  # noqa: E402
 
 DAG_ID = "chaos"
 RUN_ID = "manual__2026-11-22T00:00:00+00:00"

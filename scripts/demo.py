@@ -17,8 +17,7 @@ import time
 from pathlib import Path
 
 import httpx
-
-from airflow_provider_lightning.simulator import LightningSimulator
+from lightning_simulator import LightningSimulator
 
 ROOT = Path(__file__).resolve().parent.parent
 DAG_IDS = sys.argv[1:] or ["example_lightning_job", "example_lightning_deployment"]

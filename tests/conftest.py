@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 import pytest  # noqa: E402
 
 try:
-    from airflow_provider_lightning.simulator import LightningSimulator
+    from lightning_simulator import LightningSimulator
 except ImportError:  # the simulator is being written
     LightningSimulator = None  # type: ignore
 

@@ -27,7 +27,7 @@ time) has two code paths, and experiments against Airflow 3.3.2 (the property te
   April) in Europe/Berlin started in January first fires on April 1 at 01:00, not 00:00; across
   the 30-minute change of Australia/Lord_Howe ``45 * * * *`` fires at 03:15 instead of 02:45.
 
-The stdlib :class:`~airflow_provider_lightning.simulator.cron.Cron` implements the well-defined
+The stdlib :class:`~airflow_provider_lightning.schedules.cron.Cron` implements the well-defined
 parts (see its docstring). Looking at every UTC-offset change of the time zone from *since*
 (default: now) for *years* (default 30, more than the 28-year calendar cycle), a schedule is
 **accepted** only when, for every transition:
@@ -45,9 +45,8 @@ Everything else is **rejected** with :class:`DSTAmbiguityError`, which names the
 suggests ``UTC`` or another local time; nothing is ever silently shifted. Time zones without
 transitions in the horizon (UTC, ``Asia/Kolkata``, fixed offsets) accept every valid cron.
 
-This module imports only the standard library. The simulator's stdlib cron engine is imported on
-first use, because importing ``airflow_provider_lightning.simulator.cron`` runs the simulator
-package's ``__init__`` (about 60 ms), which DAG files that only import this package should not pay.
+This module imports only the standard library; the cron engine (:mod:`.cron`) is imported on first use,
+so DAG files that only import this package do not pay for it.
 """
 
 from __future__ import annotations
@@ -67,7 +66,7 @@ from airflow_provider_lightning.schedules.errors import (
 )
 
 if TYPE_CHECKING:
-    from airflow_provider_lightning.simulator.cron import Cron
+    from airflow_provider_lightning.schedules.cron import Cron
 
 __all__ = [
     "DEFAULT_HORIZON_YEARS",
@@ -172,7 +171,7 @@ def check_timezone(timezone: object, *, argument: str = "timezone") -> str:
 
 def parse_cron(expression: object, timezone: object = "UTC", *, argument: str = "cron_expression") -> Cron:
     """Parse without the DST check; errors name *argument* (``cron_expression``) or ``timezone``."""
-    from airflow_provider_lightning.simulator.cron import Cron, CronError
+    from airflow_provider_lightning.schedules.cron import Cron, CronError
 
     tz_name = check_timezone(timezone)
     if not isinstance(expression, str):
@@ -226,7 +225,7 @@ def transitions(timezone: str, since: datetime, until: datetime) -> list[Transit
 
 # --------------------------------------------------------------------------- the DST rule
 def _next_wall(cron: Cron, start: datetime) -> datetime | None:
-    from airflow_provider_lightning.simulator.cron import CronError
+    from airflow_provider_lightning.schedules.cron import CronError
 
     try:
         return cron.next_wall(start)

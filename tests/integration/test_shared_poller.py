@@ -11,10 +11,10 @@ from collections import Counter
 
 import pytest
 from conftest import conn_json
+from lightning_simulator import LightningSimulator
 from scripted_server import Reply, ScriptedServer
 
 from airflow_provider_lightning.api.jobs import JOB, MMT
-from airflow_provider_lightning.simulator import LightningSimulator
 from airflow_provider_lightning.triggers import poller
 from airflow_provider_lightning.triggers.lightning import LightningPhaseTrigger
 

@@ -6,8 +6,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-
-from airflow_provider_lightning.simulator import LightningSimulator
+from lightning_simulator import LightningSimulator
 
 
 @pytest.fixture

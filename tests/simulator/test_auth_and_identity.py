@@ -7,8 +7,7 @@ import socket
 
 import httpx
 import pytest
-
-from airflow_provider_lightning.simulator import LightningSimulator
+from lightning_simulator import LightningSimulator
 
 
 def test_request_without_credentials_is_rejected_with_grpc_unauthenticated_body(sim: LightningSimulator) -> None:

@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 
 import httpx
-
-from airflow_provider_lightning.simulator import LightningSimulator
+from lightning_simulator import LightningSimulator
 
 from .helpers import image_job, wait_state
 
@@ -20,7 +19,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 def test_cli_with_port_zero_prints_its_url_and_stops_on_sigterm(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": f"{REPO_ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_lightning.simulator.cli", "--port", "0", "--api-key", "k2"],
+        [sys.executable, "-m", "lightning_simulator.cli", "--port", "0", "--api-key", "k2"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -45,7 +44,7 @@ def test_cli_with_port_zero_prints_its_url_and_stops_on_sigterm(tmp_path: Path) 
 
 def test_cli_rejects_bad_flags() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "airflow_provider_lightning.simulator.cli", "--error-rate", "2"],
+        [sys.executable, "-m", "lightning_simulator.cli", "--error-rate", "2"],
         capture_output=True,
         text=True,
         cwd=REPO_ROOT,
@@ -53,6 +52,27 @@ def test_cli_rejects_bad_flags() -> None:
     )
     assert result.returncode == 2
     assert "between 0 and 1" in result.stderr
+
+
+def test_cli_refuses_a_non_loopback_bind_and_says_it_runs_commands() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "lightning_simulator.cli", "--host", "0.0.0.0", "--port", "0"],
+        capture_output=True, text=True, cwd=REPO_ROOT, timeout=30,
+    )
+    assert result.returncode == 2
+    assert "not a loopback address" in result.stderr and "runs every submitted job" in result.stderr
+    assert "--allow-remote" in result.stderr
+
+
+def test_the_python_api_refuses_a_non_loopback_bind_unless_allowed() -> None:
+    import pytest
+    from lightning_simulator import SimulatorConfig
+
+    with pytest.raises(ValueError, match="refusing to bind '10.1.2.3'.*allow_remote=True"):
+        SimulatorConfig(host="10.1.2.3")
+    assert SimulatorConfig(host="10.1.2.3", allow_remote=True).host == "10.1.2.3"
+    for loopback in ("127.0.0.1", "127.8.9.1", "::1", "localhost"):
+        assert SimulatorConfig(host=loopback).host == loopback
 
 
 def test_state_file_keeps_jobs_logs_and_studios_across_a_restart(tmp_path: Path) -> None:
@@ -85,7 +105,7 @@ def test_state_file_keeps_jobs_logs_and_studios_across_a_restart(tmp_path: Path)
 
 def test_simulator_package_imports_without_airflow() -> None:
     code = (
-        "import sys, airflow_provider_lightning.simulator as s; "
+        "import sys, lightning_simulator as s; "
         "assert s.LightningSimulator; "
         "bad = sorted(m for m in sys.modules if m == 'airflow' or m.startswith('airflow.')); "
         "assert not bad, bad"

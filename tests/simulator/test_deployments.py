@@ -10,8 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-
-from airflow_provider_lightning.simulator import LightningSimulator
+from lightning_simulator import LightningSimulator
 
 PENDING = "DEPLOYMENT_STATE_PENDING"
 RUNNING = "DEPLOYMENT_STATE_RUNNING"

@@ -6,9 +6,8 @@ import time
 
 import httpx
 import pytest
-
-from airflow_provider_lightning.simulator import LightningSimulator
-from airflow_provider_lightning.simulator.cli import build_parser
+from lightning_simulator import LightningSimulator
+from lightning_simulator.cli import build_parser
 
 from .helpers import image_job, mmt_body
 

@@ -6,9 +6,8 @@ import time
 from pathlib import Path
 
 import httpx
-
-from airflow_provider_lightning.simulator import LightningSimulator
-from airflow_provider_lightning.simulator.runner import group_alive
+from lightning_simulator import LightningSimulator
+from lightning_simulator.runner import group_alive
 
 from .helpers import image_job, wait_state, wait_until
 

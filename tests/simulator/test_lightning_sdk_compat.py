@@ -14,8 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from airflow_provider_lightning.simulator import LightningSimulator
+from lightning_simulator import LightningSimulator
 
 pytestmark = [
     pytest.mark.sdk,

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-
-from airflow_provider_lightning.simulator import LightningSimulator
-from airflow_provider_lightning.simulator.runner import group_alive
+from lightning_simulator import LightningSimulator
+from lightning_simulator.runner import group_alive
 
 from .helpers import mmt_body, wait_mmt, wait_state, wait_until
 

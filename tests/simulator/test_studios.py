@@ -7,8 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
-
-from airflow_provider_lightning.simulator import LightningSimulator
+from lightning_simulator import LightningSimulator
 
 from .helpers import wait_until
 

@@ -33,8 +33,8 @@ from airflow_provider_lightning.schedules import (
     to_airflow,
     validate_cron,
 )
+from airflow_provider_lightning.schedules.cron import Cron, CronError
 from airflow_provider_lightning.schedules.validation import transitions
-from airflow_provider_lightning.simulator.cron import Cron, CronError
 
 UTC = timezone.utc
 FIRE_TIMES = 20
@@ -603,6 +603,6 @@ def test_package_import_is_light() -> None:
         "import sys, airflow_provider_lightning.schedules as s; "
         "heavy = [m for m in sys.modules if m.split('.')[0] in ('airflow', 'pendulum', 'croniter', 'httpx')]; "
         "assert not heavy, heavy; "
-        "assert 'airflow_provider_lightning.simulator' not in sys.modules"
+        "assert 'lightning_simulator' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

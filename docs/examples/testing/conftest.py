@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import json
 import os
 import shutil
 import tempfile
@@ -22,36 +21,18 @@ for _name in ("LIGHTNING_USER_ID", "LIGHTNING_API_KEY", "LIGHTNING_AUTH_TOKEN", 
 
 import pytest  # noqa: E402
 
-from airflow_provider_lightning.simulator import LightningSimulator  # noqa: E402
+# The provider's test helpers (needs ``pip install "airflow-provider-lightning[simulator]"``): the ``lightning``
+# fixture points ``lightning_default`` at the session simulator and clears its faults around each test.
+from airflow_provider_lightning.testing import lightning, start_simulator  # noqa: E402, F401
 
 
 @pytest.fixture(scope="session")
 def lightning_simulator():
-    """One simulator for the whole session, with the Studio the DAGs use."""
-    with LightningSimulator(pending_seconds=0.1, seed=7) as sim:  # seed: the same faults on every run
-        sim.add_studio("my-studio")
-        yield sim
-
-
-@pytest.fixture
-def lightning(lightning_simulator, monkeypatch):
-    """The simulator, with ``lightning_default`` pointing at it and no faults left from another test."""
-    sim = lightning_simulator
-    sim.clear_faults()
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_LIGHTNING_DEFAULT",
-        json.dumps(
-            {
-                "conn_type": "lightning",
-                "host": sim.url,  # http://127.0.0.1:<port>; plain http is accepted for loopback only
-                "login": sim.user_id,  # sim-user
-                "password": sim.api_key,  # sim-key
-                "extra": {"teamspace": sim.teamspace},  # sim-org/sim-teamspace
-            }
-        ),
-    )
+    """One simulator for the whole session, with the Studio the DAGs use (replaces the provider's default)."""
+    sim = start_simulator(pending_seconds=0.1, seed=7)  # seed: the same faults on every run
+    sim.add_studio("my-studio")
     yield sim
-    sim.clear_faults()
+    sim.stop()
 
 
 @pytest.fixture(scope="session")

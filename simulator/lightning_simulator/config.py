@@ -2,8 +2,24 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
+
+RUNS_COMMANDS_WARNING = (
+    "the Lightning simulator runs every submitted job, Studio and schedule command as a local process "
+    "under this user, with well-known default credentials"
+)
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass
@@ -33,8 +49,14 @@ class SimulatorConfig:
     max_log_lines: int = 200_000
     max_request_log: int = 200_000
     verbose: bool = False
+    allow_remote: bool = False  # bind a non-loopback address (it runs submitted commands: see RUNS_COMMANDS_WARNING)
 
     def __post_init__(self) -> None:
+        if not is_loopback(self.host) and not self.allow_remote:
+            raise ValueError(
+                f"refusing to bind {self.host!r}: {RUNS_COMMANDS_WARNING}, so it listens on 127.0.0.1 only. "
+                "Pass allow_remote=True (CLI: --allow-remote) to expose it on another address."
+            )
         if "/" not in self.teamspace:
             raise ValueError(f"teamspace must look like 'owner/name', got {self.teamspace!r}")
         if self.state_file is not None:

@@ -1,8 +1,12 @@
 """Local simulator of the Lightning AI REST API (standard library only, no Airflow import).
 
+Its own distribution, ``lightning-api-simulator`` (``pip install airflow-provider-lightning[simulator]``),
+versioned with the provider. It runs the commands submitted to it as local processes: keep it on
+127.0.0.1 (a non-loopback bind is refused unless ``allow_remote=True`` / ``--allow-remote``).
+
 Quick start::
 
-    from airflow_provider_lightning.simulator import LightningSimulator
+    from lightning_simulator import LightningSimulator
 
     with LightningSimulator(pending_seconds=0.1) as sim:
         print(sim.url, sim.teamspace, sim.project_id)
@@ -61,6 +65,8 @@ from __future__ import annotations
 
 import importlib
 from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from .config import SimulatorConfig

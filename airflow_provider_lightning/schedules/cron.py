@@ -1,8 +1,9 @@
 """Cron expressions as the Lightning server evaluates them (standard library only).
 
-This is the simulator's (the "Lightning side") cron engine. The Airflow side
-(:mod:`airflow_provider_lightning.schedules`) validates every schedule against this module and
-against Airflow's ``CronTriggerTimetable`` so that both produce the same fire times.
+The same file ships twice, byte for byte (``tests/unit/test_cron.py`` checks it):
+``airflow_provider_lightning.schedules.cron``, against which the provider validates every schedule (and
+against Airflow's ``CronTriggerTimetable``, so both produce the same fire times), and ``lightning_simulator.cron``,
+with which the simulator fires schedules; the simulator distribution stays standard library only.
 
 Syntax
 ------

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from .config import SimulatorConfig
+from .config import RUNS_COMMANDS_WARNING, SimulatorConfig, is_loopback
 from .simulator import LightningSimulator
 
 
@@ -33,9 +33,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="lightning-simulator",
         description="Local simulator of the Lightning AI REST API (jobs, multi-machine jobs, logs, teamspaces, "
-        "Studios).",
+        "Studios). It runs the commands submitted to it as local processes under this user: keep it on "
+        "127.0.0.1.",
     )
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; loopback only)")
+    p.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a non-loopback --host (the simulator runs submitted commands as local processes)",
+    )
     p.add_argument("--port", type=int, default=0, help="TCP port; 0 picks a free one (default 0)")
     p.add_argument("--user-id", default="sim-user", help="accepted user id (default sim-user)")
     p.add_argument("--username", default=None, help="the user's username (default: the user id)")
@@ -72,9 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lightning-simulator`` console script."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not is_loopback(args.host) and not args.allow_remote:
+        parser.error(f"--host {args.host} is not a loopback address: {RUNS_COMMANDS_WARNING}; "
+                     "add --allow-remote to bind it anyway")
     config = SimulatorConfig(
         host=args.host,
+        allow_remote=args.allow_remote,
         port=args.port,
         user_id=args.user_id,
         username=args.username,
@@ -106,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sim = LightningSimulator(config).start()
     try:
         print(f"Lightning simulator listening on {sim.url}", flush=True)
+        if not is_loopback(args.host):
+            print(f"WARNING: bound to {args.host}: {RUNS_COMMANDS_WARNING}", file=sys.stderr, flush=True)
         while not stop.wait(0.2):
             pass
     finally:
