@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DOCS_STAMP := $(VENV)/.docs-installed
 
-.PHONY: install demo test test-fast lint bench docs clean e2e airflow airflow-stop airflow-status browser chaos
+.PHONY: install demo test test-fast lint bench docs clean e2e airflow airflow-stop airflow-status browser chaos dist
 
 $(STAMP): pyproject.toml simulator/pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -53,8 +53,12 @@ docs: $(DOCS_STAMP)
 	$(VENV)/bin/sphinx-build -E -W --keep-going -b html docs docs/_build/html
 	$(PY) -m pytest -q -p no:cacheprovider docs/examples
 
+# Both distributions (provider, simulator): sdist + wheel in dist/, `twine check --strict`, the wheels' file lists.
+dist: install
+	$(PY) scripts/check_dist.py
+
 clean:
-	rm -rf $(VENV) .airflow_home test-artifacts
+	rm -rf $(VENV) .airflow_home test-artifacts dist
 
 # A real local Airflow on 127.0.0.1 (api-server, scheduler, triggerer, dag-processor; sqlite, LocalExecutor)
 # plus the Lightning simulator, example_dags/ as the DAG folder; prints the UI address and the login.

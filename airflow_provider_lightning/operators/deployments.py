@@ -123,14 +123,14 @@ class LightningDeploymentOperator(LightningBaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.deployment_name = deployment_name
-        self.image = image or ""
-        self.studio = studio or ""
+        self.image = image
+        self.studio = studio
         self.command = command
         self.entrypoint = entrypoint
         self.machine = machine
         self.interruptible = interruptible
-        self.env = dict(env) if isinstance(env, Mapping) else env
-        self.secrets = dict(secrets) if isinstance(secrets, Mapping) else secrets
+        self.env = env  # template fields: stored as given, normalised in _spec after rendering
+        self.secrets = secrets
         self.ports: Any = [ports] if isinstance(ports, int) else ports
         self.replicas = replicas
         self.autoscale = autoscale
@@ -155,14 +155,14 @@ class LightningDeploymentOperator(LightningBaseOperator):
             return placeholder if not check_templates and is_template(v) else v
 
         def mapping(v: Any) -> Any:
-            if not check_templates and isinstance(v, Mapping):
+            if isinstance(v, Mapping):
                 return {k: value(x, "x") for k, x in v.items()}
             return {} if not check_templates and is_template(v) else v
 
         return DeploymentSpec(
             name=value(self.deployment_name, "placeholder"),
-            image=value(self.image, "image"),
-            studio=value(self.studio, "studio"),
+            image=value(self.image or "", "image"),
+            studio=value(self.studio or "", "studio"),
             command=value(self.command, "x"),
             entrypoint=self.entrypoint,
             machine=value(self.machine, "CPU"),

@@ -92,17 +92,17 @@ class LightningJobOperator(LightningBaseOperator):
         super().__init__(**kwargs)
         self.num_machines = num_machines
         self.command = command
-        self.image = image or ""
-        self.studio = studio or ""
+        self.image = image
+        self.studio = studio
         self.entrypoint = entrypoint
         self.machine = machine
-        self.name = name or ""
-        self.env = dict(env) if isinstance(env, Mapping) else env
+        self.name = name
+        self.env = env
         self.interruptible = interruptible
         self.cluster_id = cluster_id
         self.max_run_attempts = max_run_attempts
-        self.path_mappings = dict(path_mappings) if isinstance(path_mappings, Mapping) else (path_mappings or {})
-        self.tags = list(tags) if isinstance(tags, (list, tuple)) else (tags or [])
+        self.path_mappings = path_mappings
+        self.tags = tags
         self.image_secret_ref = image_secret_ref
         self.allow_custom_machine = allow_custom_machine
         self.wait_for_completion = wait_for_completion
@@ -114,14 +114,18 @@ class LightningJobOperator(LightningBaseOperator):
     # -- request -------------------------------------------------------------------------------
 
     def _request(self, *, check_templates: bool = True, name: str = "placeholder") -> JobRequest:
-        """Build the validated request; with ``check_templates=False`` Jinja values get placeholders."""
+        """Build the validated request; with ``check_templates=False`` Jinja values get placeholders.
+
+        Template fields are stored in ``__init__`` exactly as given (Airflow renders them in place) and
+        normalised only here, on the literal (parse time) or rendered (run time) values.
+        """
         from airflow_provider_lightning.api.jobs import JobRequest
         from airflow_provider_lightning.api.names import MAX_NAME_LENGTH, validate_name
 
         def value(v: Any, placeholder: Any) -> Any:
             return placeholder if not check_templates and is_template(v) else v
 
-        env: Any = self.env
+        env: Any = dict(self.env) if isinstance(self.env, Mapping) else self.env
         if not check_templates and isinstance(env, Mapping):
             env = {k: value(v, "x") for k, v in env.items()}
         elif not check_templates and is_template(env):
@@ -134,15 +138,16 @@ class LightningJobOperator(LightningBaseOperator):
             name=name,
             command=value(self.command, "x"),
             machine=value(self.machine, "CPU"),
-            image=value(self.image, "image"),
-            studio=value(self.studio, "studio"),
+            image=value(self.image or "", "image"),
+            studio=value(self.studio or "", "studio"),
             entrypoint=self.entrypoint,
             env=env,
             interruptible=self.interruptible,
             cluster_id=self.cluster_id,
             max_run_attempts=self.max_run_attempts,
-            path_mappings=self.path_mappings,
-            tags=self.tags,
+            path_mappings=dict(self.path_mappings) if isinstance(self.path_mappings, Mapping)
+            else (self.path_mappings or {}),
+            tags=list(self.tags) if isinstance(self.tags, (list, tuple)) else (self.tags or []),
             image_secret_ref=self.image_secret_ref,
             allow_custom_machine=self.allow_custom_machine,
             num_machines=self.num_machines,

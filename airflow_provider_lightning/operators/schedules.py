@@ -80,7 +80,7 @@ class LightningScheduleOperator(_ScheduleOperator):
         if action != "run" and command:
             raise ValueError(f"command cannot be combined with action={action!r}")
         self.studio_name = studio_name
-        self.command = command or ""
+        self.command = command
         self.action = action
         self.parallel_runs = parallel_runs
         self.paused = paused

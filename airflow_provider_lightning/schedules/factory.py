@@ -268,12 +268,14 @@ def _dag(
 
     schedule, airflow_schedule = mapped
     name = schedule.name or str(entry["schedule"].get("name") or schedule.id)
+    kwargs = airflow_schedule.dag_kwargs()
     with DAG(
         dag_id=_dag_id(dag_id_prefix, name),
+        schedule=kwargs.pop("schedule"),
         start_date=start,
         tags=list(tags),
         doc_md=f"Mapped from Lightning schedule `{name}` ({schedule.cron_expression}, {schedule.timezone}).",
-        **airflow_schedule.dag_kwargs(),
+        **kwargs,
     ) as dag:
         _task(entry, schedule, conn_id)
     return dag

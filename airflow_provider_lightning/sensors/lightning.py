@@ -68,8 +68,8 @@ class LightningJobSensor(BaseSensorOperator):
         if not phases:
             raise ValueError("target_phase must name at least one phase")
         self.target_phases = [Phase.parse(p).value for p in phases]
-        self.job_name = job_name or ""
-        self.job_id = job_id or ""
+        self.job_name = job_name  # template fields: stored as given
+        self.job_id = job_id
         self.teamspace = teamspace
         self.lightning_conn_id = lightning_conn_id
         self.deferrable = default_deferrable() if deferrable is None else deferrable
@@ -96,7 +96,7 @@ class LightningJobSensor(BaseSensorOperator):
         if self.job_id:
             state = hook.get(self.kind, self.job_id)
         else:
-            found = hook.find_job(self.job_name, kind=self.kind)
+            found = hook.find_job(self.job_name or "", kind=self.kind)
             if found is None:
                 raise LightningConfigError(
                     f"no {self.kind.label} named {self.job_name!r} in teamspace {hook.teamspace.slug}"
@@ -179,7 +179,7 @@ class LightningJobSensor(BaseSensorOperator):
             deadline=deadline_after(float(self.timeout)) if self.timeout else None,
             stream_logs=self.stream_logs,
             log_tail_lines=self.log_tail_lines,
-            resource_name=state.name or self.job_name,
+            resource_name=state.name or self.job_name or "",
             url=self._page_url or "",
             fail_on_terminal=not self.restartable,
         )
@@ -248,19 +248,19 @@ class LightningDeploymentSensor(LightningJobSensor):
         self.target_state = target_state
 
     @property
-    def deployment_name(self) -> str:
+    def deployment_name(self) -> str | None:
         return self.job_name
 
     @deployment_name.setter
-    def deployment_name(self, value: str) -> None:
+    def deployment_name(self, value: str | None) -> None:
         self.job_name = value
 
     @property
-    def deployment_id(self) -> str:
+    def deployment_id(self) -> str | None:
         return self.job_id
 
     @deployment_id.setter
-    def deployment_id(self, value: str) -> None:
+    def deployment_id(self, value: str | None) -> None:
         self.job_id = value
 
 
@@ -286,11 +286,11 @@ class LightningStudioSensor(LightningJobSensor):
         self.target_state = target_state
 
     @property
-    def studio_name(self) -> str:
+    def studio_name(self) -> str | None:
         return self.job_name
 
     @studio_name.setter
-    def studio_name(self, value: str) -> None:
+    def studio_name(self, value: str | None) -> None:
         self.job_name = value
 
     def _state(self, context: Context) -> ResourceState:
@@ -298,5 +298,5 @@ class LightningStudioSensor(LightningJobSensor):
 
         hook = self._get_hook()
         if not self.job_id:
-            self.job_id = hook.studio_id(self.studio_name)
-        return replace(hook.get(STUDIO, self.job_id), id=self.job_id, name=self.studio_name)
+            self.job_id = hook.studio_id(self.studio_name or "")
+        return replace(hook.get(STUDIO, self.job_id), id=self.job_id, name=self.studio_name or "")

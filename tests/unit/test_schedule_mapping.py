@@ -328,7 +328,8 @@ def test_dag_kwargs_build_a_dag_that_serialises_to_the_same_cron_trigger_timetab
     from airflow.serialization.serialized_objects import DagSerialization
 
     airflow = to_airflow(LightningSchedule(cron_expression="0 9 * * MON-FRI", timezone="Europe/Berlin"))
-    dag = DAG(dag_id="lightning_schedule_mapping", **airflow.dag_kwargs())
+    kwargs = airflow.dag_kwargs()
+    dag = DAG(dag_id="lightning_schedule_mapping", schedule=kwargs.pop("schedule"), **kwargs)
     assert dag.max_active_runs == 1
     assert dag.catchup is False
     data = DagSerialization.to_dict(dag)["dag"]["timetable"]
