@@ -260,7 +260,7 @@ def measure(variant: str, n: int, interval: float, seed: int, stream_logs: bool 
             env = [{"name": "SIM_DURATION_SECONDS", "value": f"{duration:.3f}"},
                    {"name": "SIM_EXIT_CODE", "value": "0"}]
             body = {"name": f"scale-{i}", "spec": {"image": "python:3.11", "command": "train", "env": env}}
-            job = sim.store.create_job(sim.project_id, body)
+            job = sim.store.jobs.create(sim.project_id, body)
             ids.append(job["id"])
             if variant == "ours":
                 trigger = LightningPhaseTrigger(kind="job", resource_id=job["id"], project_id=sim.project_id,
@@ -289,7 +289,7 @@ def measure(variant: str, n: int, interval: float, seed: int, stream_logs: bool 
             with open(result_path) as data:
                 result = json.load(data)
         records = sim.request_log.snapshot()
-        stopped = {j: sim.store.jobs[j].stopped_ns for j in ids}
+        stopped = {j: sim.store.jobs.records[j].stopped_ns for j in ids}
 
     run.wall = result["end"] - result["go"]
     run.intervals = run.wall / interval

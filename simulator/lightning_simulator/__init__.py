@@ -30,6 +30,10 @@ Admin endpoints (no auth, never faulted):
 * ``GET /__admin/clock`` (``{now, offsetSeconds}``), ``POST /__admin/clock`` with ``{"advanceSeconds": N}``
   or ``{"set": "<RFC3339>"}``: the schedule clock only moves forward
 
+Strict wire mode (the default; ``strict=False`` / ``--lenient`` turns it off): a body field or query
+parameter that lightning-sdk's client model for the endpoint lacks is a 400 ``INVALID_ARGUMENT`` naming it
+(``unknown field "spec.foo" in body of POST /v1/projects/{projectId}/jobs``); see :mod:`.strict`.
+
 Timed jobs (``timed_jobs=True`` / ``--timed-jobs``): a job whose ``spec.env`` has
 ``SIM_DURATION_SECONDS`` and ``SIM_EXIT_CODE`` runs no process and ends on a timer. In a
 multi-machine job, ``SIM_FAIL_RANK=<r>`` makes only rank ``r`` exit with ``SIM_EXIT_CODE``.

@@ -73,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--work-dir", type=Path, default=None, help="folder for job and Studio files (default: temp)")
     p.add_argument("--seed", type=int, default=None, help="seed for fault and id randomness")
     p.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    p.add_argument(
+        "--lenient",
+        action="store_true",
+        help="accept body fields and query parameters the official client does not have (default: strict, a 400)",
+    )
     return p
 
 
@@ -106,6 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         work_dir=args.work_dir,
         seed=args.seed,
         verbose=args.verbose,
+        strict=not args.lenient,
     )
     stop = threading.Event()
 

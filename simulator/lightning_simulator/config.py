@@ -50,6 +50,7 @@ class SimulatorConfig:
     max_request_log: int = 200_000
     verbose: bool = False
     allow_remote: bool = False  # bind a non-loopback address (it runs submitted commands: see RUNS_COMMANDS_WARNING)
+    strict: bool = True  # 400 for body fields / query parameters lightning-sdk's client lacks (see .strict)
 
     def __post_init__(self) -> None:
         if not is_loopback(self.host) and not self.allow_remote:

@@ -1,7 +1,7 @@
 """Deployments: autoscaled services made of replica jobs, with numbered releases and a served endpoint.
 
 A deployment owns *releases* (numbered snapshots of its ``spec``) and *replicas*: synthetic
-:class:`~.state.Job` records with ``deploymentId`` and ``releaseId`` that run no process and only print
+:class:`~.jobrecord.Job` records with ``deploymentId`` and ``releaseId`` that run no process and only print
 a few log lines. Lifecycle (reference sections 8 and 14)::
 
     create -> PENDING, release 1, replicas pending --(pending_seconds)--> replicas ready -> RUNNING
@@ -15,7 +15,7 @@ else ``max(minReplicas, 1)`` capped at ``maxReplicas``. Fields absent from a PUT
 value; read-only fields (``status``, ``currentState``, ``id``, ...) are ignored.
 
 ``status.urls`` stays empty until a replica is first ready and is then kept, also while stopped:
-``{simulator url}/serve/{deploymentId}``, answered by :meth:`Deployments.serve` (503 while no replica
+``{simulator url}/serve/{deploymentId}``, answered by :meth:`DeploymentService.serve` (503 while no replica
 is ready, 404 once deleted).
 
 Failure knob, read from a release's ``spec.env`` (``LIGHTNING_SIM_DEPLOYMENT``):
@@ -37,12 +37,16 @@ import json
 import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 from .auth import unauthenticated
+from .context import ServiceContext
+from .jobrecord import Job, job_cost
+from .jobs import JobService
+from .jobspec import normalize_spec
 from .logs import LogBuffer
-from .state import Job, _page_token, _parse_page_token, first_value, normalize_spec
+from .paging import first_value, page_token, parse_page_token
 from .wire import (
     GRPC_ALREADY_EXISTS,
     GRPC_UNAVAILABLE,
@@ -56,10 +60,6 @@ from .wire import (
     now_ns,
     rfc3339,
 )
-
-if TYPE_CHECKING:
-    from .server import Request
-    from .state import Store
 
 STATE_PREFIX = "DEPLOYMENT_STATE_"
 DEP_RUNNING = STATE_PREFIX + "RUNNING"
@@ -559,24 +559,36 @@ class Deployment:
         )
 
 
-# ---------------------------------------------------------------------- store
+# --------------------------------------------------------------------- service
 
 
-class Deployments:
-    """The deployments of the simulated teamspace; a part of the :class:`~.state.Store`, under its lock."""
+class ServedRequest(Protocol):
+    """What :meth:`DeploymentService.serve` reads of an HTTP request (a :class:`~.server.Request`)."""
 
-    def __init__(self, store: Store) -> None:
-        """Attach to a store.
+    method: str
+    params: dict[str, str]
+    raw_query: str
+    raw_body: bytes
+    authorization: str
 
-        :param store: the owning store (lock, settings, scheduler, spec checks, job rendering).
+
+class DeploymentService:
+    """Deployments: releases, replica rollout and the served endpoint, under the shared lock."""
+
+    def __init__(self, context: ServiceContext, jobs: JobService) -> None:
+        """Attach to the shared context.
+
+        :param context: the shared lock, settings, identity and timers.
+        :param jobs: checks specs and renders replicas as jobs (replica ids never collide with job ids).
         """
-        self.store = store
-        self.lock = store.lock
-        self.config = store.config
-        self.scheduler = store.scheduler
+        self.context = context
+        self.jobs = jobs
+        self.lock = context.lock
+        self.config = context.config
+        self.scheduler = context.scheduler
         self.items: dict[str, Deployment] = {}
         self._names: dict[tuple[str, str], str] = {}
-        seed = store.config.seed
+        seed = context.config.seed
         self._rng = random.Random(None if seed is None else f"deployments-{seed}")
         self.base_url = ""  # the simulator's URL, set once its server listens (for status.urls)
 
@@ -589,7 +601,8 @@ class Deployments:
         """
         while True:
             candidate = f"{prefix}{self._rng.getrandbits(48):012x}"
-            if candidate not in self.items and candidate not in self.store.jobs and self.replica_job(candidate) is None:
+            taken = candidate in self.items or candidate in self.jobs.records
+            if not taken and self.replica_job(candidate) is None:
                 return candidate
 
     def _get(self, project_id: str, deployment_id: str) -> Deployment:
@@ -598,7 +611,7 @@ class Deployments:
         :param project_id: the teamspace.
         :param deployment_id: the deployment's id.
         """
-        self.store.require_project(project_id)
+        self.context.require_project(project_id)
         dep = self.items.get(deployment_id)
         if dep is None or dep.project_id != project_id:
             raise not_found(f"deployment {deployment_id!r}")
@@ -636,7 +649,7 @@ class Deployments:
         :param raw: the requested spec (camelCase).
         """
         spec = normalize_spec(raw)
-        self.store._check_spec(project_id, spec, "deployments")
+        self.jobs.check_spec(project_id, spec, "deployments")
         if spec["cloudspaceId"] and spec["entrypoint"]:
             raise invalid("entrypoint is not allowed for deployments that run in a Studio environment")
         spec["readinessProbe"] = normalize_probe(spec["readinessProbe"])
@@ -702,7 +715,7 @@ class Deployments:
             "desiredState": dep.desired_state,
             "currentState": dep.current_state,
             "status": self.render_status(dep),
-            "totalCost": round(sum(self.store._cost(p.job) for p in dep.pods), 8),
+            "totalCost": round(sum(job_cost(p.job) for p in dep.pods), 8),
             "Source": "",
             "acknowledgedWarnings": [],
             "byomSpec": None,
@@ -752,7 +765,7 @@ class Deployments:
         :param dep: its deployment.
         :param pod: the replica.
         """
-        return {**self.store.render(pod.job), "deploymentId": dep.id, "releaseId": pod.release_id}
+        return {**self.jobs.render(pod.job), "deploymentId": dep.id, "releaseId": pod.release_id}
 
     # ----------------------------------------------------------- endpoints
 
@@ -782,7 +795,7 @@ class Deployments:
                 id=self._new_id("dep_"),
                 name=name,
                 project_id=project_id,
-                user_id=self.store.identity.user_id,
+                user_id=self.context.identity.user_id,
                 created_ns=now,
                 updated_ns=now,
                 spec=spec,
@@ -818,7 +831,7 @@ class Deployments:
         :param name: the deployment's name.
         """
         with self.lock:
-            self.store.require_project(project_id)
+            self.context.require_project(project_id)
             deployment_id = self._names.get((project_id, name))
             if deployment_id is None:
                 raise not_found(f"deployment with name {name!r}")
@@ -837,9 +850,9 @@ class Deployments:
         limit = as_int(first("limit"), 0) or 100
         if limit < 0:
             raise invalid("limit must be positive")
-        offset = _parse_page_token(first("pageToken"))
+        offset = parse_page_token(first("pageToken"))
         with self.lock:
-            self.store.require_project(project_id)
+            self.context.require_project(project_id)
             deps = [
                 d
                 for d in self.items.values()
@@ -852,7 +865,7 @@ class Deployments:
             more = offset + limit < len(deps)
             return {
                 "deployments": [self.render(d) for d in deps[offset : offset + limit]],
-                "nextPageToken": _page_token(offset + limit) if more else "",
+                "nextPageToken": page_token(offset + limit) if more else "",
                 "previousPageToken": "",
             }
 
@@ -906,7 +919,7 @@ class Deployments:
             dep = self._get(project_id, deployment_id)
             del self.items[dep.id]
             self._names.pop((project_id, dep.name), None)
-            self.store._changed()
+            self.context.changed()
         return {}
 
     def status(self, project_id: str, deployment_id: str) -> dict[str, Any]:
@@ -973,7 +986,7 @@ class Deployments:
         """
         return next((p.job for d in self.items.values() for p in d.pods if p.job.id == job_id), None)
 
-    def serve(self, deployment_id: str, req: Request, check_user: Callable[[str | None], None]) -> dict[str, Any]:
+    def serve(self, deployment_id: str, req: ServedRequest, check_user: Callable[[str | None], None]) -> dict[str, Any]:
         """The served endpoint ``/serve/{id}/{path}``: ``GET /health`` or a JSON echo of the request.
 
         :param deployment_id: the deployment's id.
@@ -1092,7 +1105,7 @@ class Deployments:
             self._event(dep, kind, "StateChanged", short, f"deployment is {short}{detail}")
             dep.current_state = state
         dep.updated_ns = now_ns()
-        self.store._changed()
+        self.context.changed()
 
     def _add_replica(self, dep: Deployment, index: int) -> None:
         """Start a pending replica of the current release; it comes up after ``pending_seconds``.
@@ -1248,7 +1261,7 @@ class Deployments:
             return self.render(dep) if dep is not None else None
 
     def to_state(self) -> list[dict[str, Any]]:
-        """Every deployment in the state file's form (under the store's lock)."""
+        """Every deployment in the state file's form (under the lock)."""
         return [d.to_state() for d in self.items.values()]
 
     def load_state(self, saved: list[dict[str, Any]]) -> None:

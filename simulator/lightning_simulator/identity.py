@@ -1,7 +1,7 @@
 """The simulated account: one user, one owner (org or user) and one teamspace (project).
 
 Renders the auth, org, membership, project and user-search payloads the SDK uses to
-resolve ``owner/teamspace`` into a ``projectId``.
+resolve ``owner/teamspace`` into a ``projectId``, and answers 404 for any other teamspace.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .catalog import DEFAULT_CLUSTER_ID
+from .wire import not_found
 
 
 def stable_id(prefix: str, *parts: str) -> str:
@@ -59,6 +60,11 @@ class Identity:
     def email(self) -> str:
         """The user's e-mail address."""
         return f"{self.username}@example.com"
+
+    def require_project(self, project_id: str) -> None:
+        """404 unless ``project_id`` is the simulated teamspace."""
+        if project_id != self.project_id:
+            raise not_found(f"project {project_id!r}")
 
     # ------------------------------------------------------------- payloads
 

@@ -58,18 +58,15 @@ import calendar
 import math
 import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .catalog import DEFAULT_CLUSTER_ID
+from .context import ServiceContext
 from .cron import Cron, CronError
 from .studios import Session, StudioService, new_id
 from .wire import ApiError, as_bool, as_int, as_str, camelize, invalid, not_found, parse_rfc3339, rfc3339
-
-if TYPE_CHECKING:
-    from .state import Store
 
 ACTIVE = "running"
 PAUSED = "stopped"
@@ -195,19 +192,15 @@ class Schedule:
 
 
 class ScheduleService:
-    """Schedules of the simulated teamspace, their runs and the simulated clock.
+    """Schedules of the simulated teamspace, their runs and the simulated clock (Studio runs go through ``studios``)."""
 
-    Shares the store's lock and scheduler; Studio runs go through ``studios``; ``on_change`` marks the
-    state file dirty.
-    """
-
-    def __init__(self, store: Store, studios: StudioService, on_change: Callable[[], None]) -> None:
-        self.store = store
+    def __init__(self, context: ServiceContext, studios: StudioService) -> None:
+        self.context = context
         self.studios = studios
-        self.lock = store.lock
-        self.scheduler = store.scheduler
-        self._on_change = on_change
-        self._rng = random.Random(store.config.seed)
+        self.lock = context.lock
+        self.scheduler = context.scheduler
+        self._on_change = context.changed
+        self._rng = random.Random(context.config.seed)
         self.schedules: dict[str, Schedule] = {}
         self.offset_ns = 0
         self._armed_at: float | None = None  # real time of the earliest pending timer
@@ -329,7 +322,7 @@ class ScheduleService:
             self._end_run(run, RUN_FAILED, exc.message)
 
     def _run_in_studio(self, schedule: Schedule, run: ScheduleRun) -> None:
-        studio = self.studios.studios.get(run.resource_id)
+        studio = self.studios.records.get(run.resource_id)
         if studio is None:
             raise not_found(f"cloudspace {run.resource_id!r}")
         if run.action_type == START:
@@ -443,7 +436,7 @@ class ScheduleService:
         command = as_str(raw.get("command"))
         cluster_id = as_str(raw.get("clusterId")).strip()
         if resource_type == STUDIO:
-            studio = self.studios.studios.get(resource_id)
+            studio = self.studios.records.get(resource_id)
             if studio is None or studio.project_id != project_id:
                 raise invalid(f"cloudspace {resource_id!r} not found")
             if action_type == NO_ACTION and not command.strip():
@@ -477,7 +470,7 @@ class ScheduleService:
     # ----------------------------------------------------------------- CRUD
 
     def _schedule(self, project_id: str, schedule_id: str) -> Schedule:
-        self.store.require_project(project_id)
+        self.context.require_project(project_id)
         schedule = self.schedules.get(schedule_id)
         if schedule is None or schedule.project_id != project_id:
             raise not_found(f"schedule {schedule_id!r}")
@@ -491,7 +484,7 @@ class ScheduleService:
         """
         body = {k: v for k, v in camelize(body).items() if k in CREATE_FIELDS}
         with self.lock:
-            self.store.require_project(project_id)
+            self.context.require_project(project_id)
             values = self._validated(project_id, body)
             display = as_str(body.get("displayName")).strip()
             name = self._unique_name(project_id, display or "schedule")
@@ -501,7 +494,7 @@ class ScheduleService:
                 name=name,
                 display_name=display or name,
                 project_id=project_id,
-                user_id=self.store.identity.user_id,
+                user_id=self.context.identity.user_id,
                 created_ns=now,
                 updated_ns=now,
                 **values,
@@ -523,7 +516,7 @@ class ScheduleService:
         if limit < 0:
             raise invalid("limit must be positive")
         with self.lock:
-            self.store.require_project(project_id)
+            self.context.require_project(project_id)
             self._catch_up()
             out = [
                 rendered

@@ -26,6 +26,7 @@ from .faults import NO_FAULT, FaultConfig, FaultInjector
 from .identity import Identity
 from .requestlog import RequestLog
 from .state import Store
+from .strict import WireModels
 from .wire import (
     GRPC_INTERNAL,
     GRPC_NOT_FOUND,
@@ -132,6 +133,8 @@ def _parse_query(raw: str) -> dict[str, list[str]]:
 class Api:
     """Route table and handlers; holds no HTTP state."""
 
+    wire_models: WireModels | None = None  # strict wire mode (see .strict); set by LightningSimulator.start
+
     def __init__(
         self,
         store: Store,
@@ -165,15 +168,15 @@ class Api:
         a("POST", "/__admin/faults", self.admin_set_faults, auth=False)
         a("PUT", "/__admin/faults", self.admin_set_faults, auth=False)
         a("DELETE", "/__admin/faults", self.admin_clear_faults, auth=False)
-        a("GET", "/__admin/studios", lambda r: self.store.list_studios(self.identity.project_id, {}), auth=False)
+        a("GET", "/__admin/studios", self.admin_studios, auth=False)
         a("POST", "/__admin/studios", self.admin_add_studio, auth=False)
         a("GET", "/__admin/requests", self.admin_requests, auth=False)
         a("POST", "/__admin/reset-requests", self.admin_reset_requests, auth=False)
         a("DELETE", "/__admin/requests", self.admin_reset_requests, auth=False)
-        a("GET", "/__admin/jobs", lambda r: {"jobs": self.store.all_jobs()}, auth=False)
-        a("GET", "/__admin/mmts", lambda r: {"multiMachineJobs": self.store.all_mmts()}, auth=False)
-        a("GET", "/__admin/clock", lambda r: self.store.schedule_service.clock(), auth=False)
-        a("POST", "/__admin/clock", lambda r: self.store.schedule_service.move_clock(r.json_body()), auth=False)
+        a("GET", "/__admin/jobs", lambda r: {"jobs": self.store.jobs.all_jobs()}, auth=False)
+        a("GET", "/__admin/mmts", lambda r: {"multiMachineJobs": self.store.mmts.all_mmts()}, auth=False)
+        a("GET", "/__admin/clock", lambda r: self.store.schedules.clock(), auth=False)
+        a("POST", "/__admin/clock", lambda r: self.store.schedules.move_clock(r.json_body()), auth=False)
         a("GET", "/__admin/deployments", self.admin_deployments, auth=False)
         # served deployment endpoints (their own auth, see .deployments)
         for method in ("GET", "POST", "PUT", "DELETE", "PATCH"):
@@ -308,8 +311,11 @@ class Api:
         self.faults.clear()
         return self.faults.config.to_api()
 
+    def admin_studios(self, req: Request) -> dict[str, Any]:
+        return self.store.studios.list_studios(self.identity.project_id, {})
+
     def admin_add_studio(self, req: Request) -> dict[str, Any]:
-        return self.store.add_studio(as_str(req.json_body().get("name")))
+        return self.store.studios.add(as_str(req.json_body().get("name")))
 
     def admin_deployments(self, req: Request) -> dict[str, Any]:
         return {"deployments": self.store.deployments.all_deployments()}
@@ -325,13 +331,13 @@ class Api:
 
     def signed_log_text(self, req: Request) -> Response:
         job_id = self._check_signature(req)
-        text = self.store.log_text(job_id)
+        text = self.store.logs.log_text(job_id)
         return Response(raw=text.encode("utf-8"), content_type="text/plain; charset=utf-8")
 
     def signed_log_page(self, req: Request) -> Any:
         job_id = self._check_signature(req)
         page = as_int(req.params["page"].removesuffix(".json"))
-        return self.store.legacy_page(job_id, page, LEGACY_PAGE_LINES)
+        return self.store.logs.legacy_page(job_id, page, LEGACY_PAGE_LINES)
 
     # ---------------------------------------------------------------- auth
 
@@ -366,7 +372,7 @@ class Api:
         return {"memberships": [membership]}
 
     def project_memberships(self, req: Request) -> dict[str, Any]:
-        self.store.require_project(req.params["projectId"])
+        self.identity.require_project(req.params["projectId"])
         ident = self.identity
         return {
             "memberships": [
@@ -394,12 +400,12 @@ class Api:
         return self.identity.search_user()
 
     def get_project(self, req: Request) -> dict[str, Any]:
-        self.store.require_project(req.params["id"])
+        self.identity.require_project(req.params["id"])
         return self.identity.project()
 
     def cluster_bindings(self, req: Request) -> dict[str, Any]:
         project_id = req.params["projectId"]
-        self.store.require_project(project_id)
+        self.identity.require_project(project_id)
         return {"clusters": [catalog.cluster_binding(project_id, self.identity.created_at)]}
 
     # ------------------------------------------------------------ clusters
@@ -427,114 +433,114 @@ class Api:
         return {"accelerator": catalog.accelerators()}
 
     def project_clusters(self, req: Request) -> dict[str, Any]:
-        self.store.require_project(req.params["projectId"])
+        self.identity.require_project(req.params["projectId"])
         return {"clusters": [self._cluster()]}
 
     def project_cluster_accelerators(self, req: Request) -> dict[str, Any]:
-        self.store.require_project(req.params["projectId"])
+        self.identity.require_project(req.params["projectId"])
         return self.cluster_accelerators(req)
 
     # ------------------------------------------------------------- studios
 
     def list_studios(self, req: Request) -> dict[str, Any]:
-        return self.store.list_studios(req.params["projectId"], req.query)
+        return self.store.studios.list_studios(req.params["projectId"], req.query)
 
     def get_studio(self, req: Request) -> dict[str, Any]:
-        return self.store.get_studio(req.params["projectId"], req.params["id"])
+        return self.store.studios.get(req.params["projectId"], req.params["id"])
 
     def create_studio(self, req: Request) -> dict[str, Any]:
-        return self.store.studio_service.create(req.params["projectId"], req.json_body())
+        return self.store.studios.create(req.params["projectId"], req.json_body())
 
     def delete_studio(self, req: Request) -> dict[str, Any]:
-        return self.store.studio_service.delete(req.params["projectId"], req.params["id"])
+        return self.store.studios.delete(req.params["projectId"], req.params["id"])
 
     def start_studio(self, req: Request) -> dict[str, Any]:
-        return self.store.studio_service.start(req.params["projectId"], req.params["id"], req.json_body())
+        return self.store.studios.start(req.params["projectId"], req.params["id"], req.json_body())
 
     def stop_studio(self, req: Request) -> dict[str, Any]:
-        return self.store.studio_service.stop(req.params["projectId"], req.params["id"])
+        return self.store.studios.stop(req.params["projectId"], req.params["id"])
 
     def studio_codestatus(self, req: Request) -> dict[str, Any]:
-        return self.store.studio_service.code_status(req.params["projectId"], req.params["id"])
+        return self.store.studios.code_status(req.params["projectId"], req.params["id"])
 
     def studio_codeconfig(self, req: Request) -> dict[str, Any]:
-        return self.store.studio_service.code_config(req.params["projectId"], req.params["id"])
+        return self.store.studios.code_config(req.params["projectId"], req.params["id"])
 
     def update_studio_codeconfig(self, req: Request) -> dict[str, Any]:
         p = req.params
-        return self.store.studio_service.update_code_config(p["projectId"], p["id"], req.json_body())
+        return self.store.studios.update_code_config(p["projectId"], p["id"], req.json_body())
 
     def studio_switch_confirm(self, req: Request) -> dict[str, Any]:
-        return self.store.studio_service.switch_confirm(req.params["projectId"], req.params["id"])
+        return self.store.studios.switch_confirm(req.params["projectId"], req.params["id"])
 
     def studio_keep_alive(self, req: Request) -> dict[str, Any]:
-        return self.store.studio_service.keep_alive(req.params["projectId"], req.params["id"])
+        return self.store.studios.keep_alive(req.params["projectId"], req.params["id"])
 
     def studio_execute(self, req: Request) -> dict[str, Any]:
-        return self.store.studio_service.execute(req.params["projectId"], req.params["id"], req.json_body())
+        return self.store.studios.execute(req.params["projectId"], req.params["id"], req.json_body())
 
     def studio_command(self, req: Request) -> dict[str, Any]:
         p = req.params
-        return self.store.studio_service.command_result(p["projectId"], p["id"], p["session"])
+        return self.store.studios.command_result(p["projectId"], p["id"], p["session"])
 
     def studio_command_stream(self, req: Request) -> Response:
         # NDJSON (one StreamResult per line) although the content type says JSON, like the platform
         p = req.params
-        lines = self.store.studio_service.command_stream(p["projectId"], p["id"], p["session"])
+        lines = self.store.studios.command_stream(p["projectId"], p["id"], p["session"])
         payload = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines)
         return Response(raw=payload.encode("utf-8"))
 
     # ------------------------------------------------------------ schedules
 
     def create_schedule(self, req: Request) -> dict[str, Any]:
-        return self.store.schedule_service.create(req.params["projectId"], req.json_body())
+        return self.store.schedules.create(req.params["projectId"], req.json_body())
 
     def list_schedules(self, req: Request) -> dict[str, Any]:
-        return self.store.schedule_service.list_schedules(req.params["projectId"], req.query)
+        return self.store.schedules.list_schedules(req.params["projectId"], req.query)
 
     def get_schedule(self, req: Request) -> dict[str, Any]:
-        return self.store.schedule_service.get(req.params["projectId"], req.params["id"])
+        return self.store.schedules.get(req.params["projectId"], req.params["id"])
 
     def update_schedule(self, req: Request) -> dict[str, Any]:
-        return self.store.schedule_service.update(req.params["projectId"], req.params["id"], req.json_body())
+        return self.store.schedules.update(req.params["projectId"], req.params["id"], req.json_body())
 
     def delete_schedule(self, req: Request) -> dict[str, Any]:
-        return self.store.schedule_service.delete(req.params["projectId"], req.params["id"])
+        return self.store.schedules.delete(req.params["projectId"], req.params["id"])
 
     def trigger_schedule_run(self, req: Request) -> dict[str, Any]:
         p = req.params
-        return self.store.schedule_service.trigger(p["projectId"], p["cloudspaceId"], p["scheduleId"])
+        return self.store.schedules.trigger(p["projectId"], p["cloudspaceId"], p["scheduleId"])
 
     def list_schedule_runs(self, req: Request) -> dict[str, Any]:
         p = req.params
-        return self.store.schedule_service.list_runs(p["projectId"], p["cloudspaceId"], p["scheduleId"])
+        return self.store.schedules.list_runs(p["projectId"], p["cloudspaceId"], p["scheduleId"])
 
     def get_schedule_run(self, req: Request) -> dict[str, Any]:
         p = req.params
-        return self.store.schedule_service.get_run(p["projectId"], p["cloudspaceId"], p["scheduleId"], p["runId"])
+        return self.store.schedules.get_run(p["projectId"], p["cloudspaceId"], p["scheduleId"], p["runId"])
 
     # ----------------------------------------------------------------- jobs
 
     def create_job(self, req: Request) -> dict[str, Any]:
-        return self.store.create_job(req.params["projectId"], req.json_body())
+        return self.store.jobs.create(req.params["projectId"], req.json_body())
 
     def list_jobs(self, req: Request) -> dict[str, Any]:
-        return self.store.list_jobs(req.params["projectId"], req.query)
+        return self.store.jobs.list_jobs(req.params["projectId"], req.query)
 
     def find_job(self, req: Request) -> dict[str, Any]:
         name = req.q("name")
         if not name:
             raise invalid("name is required")
-        return self.store.find_job(req.params["projectId"], name)
+        return self.store.jobs.get_by_name(req.params["projectId"], name)
 
     def get_job(self, req: Request) -> dict[str, Any]:
-        return self.store.get_job(req.params["projectId"], req.params["id"])
+        return self.store.jobs.get(req.params["projectId"], req.params["id"])
 
     def update_job(self, req: Request) -> dict[str, Any]:
-        return self.store.update_job(req.params["projectId"], req.params["id"], req.json_body())
+        return self.store.jobs.update(req.params["projectId"], req.params["id"], req.json_body())
 
     def delete_job(self, req: Request) -> dict[str, Any]:
-        return self.store.delete_job(req.params["projectId"], req.params["id"])
+        return self.store.jobs.delete(req.params["projectId"], req.params["id"])
 
     def get_job_by_slugs(self, req: Request) -> dict[str, Any]:
         ident = self.identity
@@ -546,61 +552,61 @@ class Api:
             project = req.q("projectName")
         project_id = req.q("projectId")
         if project_id:
-            self.store.require_project(project_id)
+            self.identity.require_project(project_id)
         elif (owner, project) != (ident.owner_name, ident.teamspace_name):
             raise not_found(f"teamspace {owner}/{project!s}")
-        return self.store.find_job(ident.project_id, req.params["jobName"])
+        return self.store.jobs.get_by_name(ident.project_id, req.params["jobName"])
 
     def download_logs(self, req: Request) -> dict[str, Any]:
         # A job id, or a multi-machine job id plus ``rank`` (what ``Job.download_logs`` sends for an MMT).
-        job_id = self.store.log_job_id(req.params["projectId"], req.params["id"], as_int(req.q("rank"), 0))
+        job_id = self.store.logs.log_job_id(req.params["projectId"], req.params["id"], as_int(req.q("rank"), 0))
         return {"url": f"{req.base_url}/__sim/logs/{job_id}?sig={self.sign(job_id)}"}
 
     def legacy_page_logs(self, req: Request) -> dict[str, Any]:
         job_id = req.params["id"]
-        pages = self.store.legacy_pages(req.params["projectId"], job_id, req.base_url, LEGACY_PAGE_LINES)
+        pages = self.store.logs.legacy_pages(req.params["projectId"], job_id, req.base_url, LEGACY_PAGE_LINES)
         for page in pages["pages"]:
             page["url"] += f"?sig={self.sign(job_id)}"
         return pages
 
     def page_logs(self, req: Request) -> dict[str, Any]:
-        return self.store.page_logs(req.params["projectId"], req.query)
+        return self.store.logs.page_logs(req.params["projectId"], req.query)
 
     def search_job_logs(self, req: Request) -> dict[str, Any]:
         query = dict(req.query)
         query["jobIds"] = [i for i in query.pop("id", []) if i]
-        result = self.store.page_logs(req.params["projectId"], query)
+        result = self.store.logs.page_logs(req.params["projectId"], query)
         return {"entries": result["entries"], "followUrl": ""}
 
     def list_tags(self, req: Request) -> dict[str, Any]:
-        return self.store.list_tags(req.params["projectId"])
+        return self.store.tags.list_tags(req.params["projectId"])
 
     def set_tags(self, req: Request) -> dict[str, Any]:
         p = req.params
-        return self.store.set_workload_tags(p["projectId"], p["workloadType"], p["workloadId"], req.json_body())
+        return self.store.tags.set_workload_tags(p["projectId"], p["workloadType"], p["workloadId"], req.json_body())
 
     # ------------------------------------------------------ multi-machine jobs
 
     def create_mmt(self, req: Request) -> dict[str, Any]:
-        return self.store.create_mmt(req.params["projectId"], req.json_body())
+        return self.store.mmts.create(req.params["projectId"], req.json_body())
 
     def list_mmts(self, req: Request) -> dict[str, Any]:
-        return self.store.list_mmts(req.params["projectId"], req.query)
+        return self.store.mmts.list_mmts(req.params["projectId"], req.query)
 
     def get_mmt_by_name(self, req: Request) -> dict[str, Any]:
-        return self.store.get_mmt_by_name(req.params["projectId"], req.params["name"])
+        return self.store.mmts.get_by_name(req.params["projectId"], req.params["name"])
 
     def get_mmt(self, req: Request) -> dict[str, Any]:
-        return self.store.get_mmt(req.params["projectId"], req.params["id"])
+        return self.store.mmts.get(req.params["projectId"], req.params["id"])
 
     def update_mmt(self, req: Request) -> dict[str, Any]:
-        return self.store.update_mmt(req.params["projectId"], req.params["id"], req.json_body())
+        return self.store.mmts.update(req.params["projectId"], req.params["id"], req.json_body())
 
     def delete_mmt(self, req: Request) -> dict[str, Any]:
-        return self.store.delete_mmt(req.params["projectId"], req.params["id"])
+        return self.store.mmts.delete(req.params["projectId"], req.params["id"])
 
     def mmt_events(self, req: Request) -> dict[str, Any]:
-        return self.store.mmt_events(req.params["projectId"], req.params["id"], req.query)
+        return self.store.mmts.events(req.params["projectId"], req.params["id"], req.query)
 
     # ---------------------------------------------------------- deployments
 
@@ -807,6 +813,8 @@ class _Handler(BaseHTTPRequestHandler):
                     body = json.loads(raw_body.decode("utf-8", errors="replace"))
                 except ValueError:
                     raise invalid("the request body is not valid JSON") from None
+            if api.wire_models is not None:
+                api.wire_models.check(method, path, query, body)
             host = self.headers.get("Host") or self.server.url.removeprefix("http://")
             req = Request(
                 method=method,

@@ -19,13 +19,15 @@ from .config import SimulatorConfig
 from .deployments import DEP_RUNNING, normalize_state
 from .faults import FaultConfig, FaultInjector
 from .identity import Identity
+from .jobrecord import TERMINAL_STATES
 from .mmt import MMT_TERMINAL_STATES
 from .persistence import AutoSaver, load_state_file
 from .requestlog import RequestLog
 from .scheduler import Scheduler
 from .schedules import to_datetime
 from .server import Api, ApiHTTPServer
-from .state import TERMINAL_STATES, Store
+from .state import Store
+from .strict import load_wire_models
 from .wire import ApiError, now_ns, rfc3339
 
 DEFAULT_STUDIO = "sim-studio"
@@ -112,10 +114,11 @@ class LightningSimulator:
             )
             if saved:
                 self._store.load_state(saved.get("store", {}))
-            if not any(s.name == DEFAULT_STUDIO for s in self._store.studios.values()):
-                self._store.add_studio(DEFAULT_STUDIO)
+            if not any(s.name == DEFAULT_STUDIO for s in self._store.studios.records.values()):
+                self._store.studios.add(DEFAULT_STUDIO)
             authenticator = Authenticator(cfg.user_id, cfg.effective_username, cfg.api_key, self._secret)
             api = Api(self._store, self.identity, authenticator, self.faults, self.request_log, self._secret)
+            api.wire_models = load_wire_models() if cfg.strict else None
             self._server = ApiHTTPServer((cfg.host, cfg.port), api, verbose=cfg.verbose)
             self._store.deployments.base_url = self._server.url
             self._scheduler.start()
@@ -178,7 +181,8 @@ class LightningSimulator:
 
     @property
     def store(self) -> Store:
-        """The job/Studio store (started simulators only)."""
+        """The store and its services: ``store.jobs``, ``store.mmts``, ``store.deployments``, ``store.studios``,
+        ``store.schedules``, ``store.tags``, ``store.logs`` (started simulators only)."""
         if self._store is None:
             raise RuntimeError("the simulator is not started")
         return self._store
@@ -299,11 +303,11 @@ class LightningSimulator:
 
     def jobs(self) -> list[dict[str, Any]]:
         """Every job, newest first, as ``V1Job`` JSON."""
-        return self.store.all_jobs()
+        return self.store.jobs.all_jobs()
 
     def get_job(self, job_id: str) -> dict[str, Any] | None:
         """One job as ``V1Job`` JSON, or ``None`` if it does not exist."""
-        return self.store.job_by_id(job_id)
+        return self.store.jobs.find(job_id)
 
     def wait_for_job(
         self, job_id: str, states: Iterable[str] = TERMINAL_STATES, timeout: float = 30.0
@@ -323,11 +327,11 @@ class LightningSimulator:
 
     def mmts(self) -> list[dict[str, Any]]:
         """Every multi-machine job, newest first, as ``V1MultiMachineJob`` JSON."""
-        return self.store.all_mmts()
+        return self.store.mmts.all_mmts()
 
     def get_mmt(self, mmt_id: str) -> dict[str, Any] | None:
         """One multi-machine job as ``V1MultiMachineJob`` JSON, or ``None`` if it does not exist."""
-        return self.store.mmt_by_id(mmt_id)
+        return self.store.mmts.find(mmt_id)
 
     def mmt_jobs(self, mmt_id: str) -> list[dict[str, Any]]:
         """The sub-jobs (one ``V1Job`` per machine) of a multi-machine job, in rank order."""
@@ -391,25 +395,21 @@ class LightningSimulator:
 
     def add_studio(self, name: str) -> dict[str, Any]:
         """Create a Studio (with an empty scratch folder) and return it as ``V1CloudSpace`` JSON."""
-        return self.store.add_studio(name)
+        return self.store.studios.add(name)
 
     def studio_dir(self, name_or_id: str) -> Path:
         """The scratch folder of a Studio, by name or id (Studio jobs run in a copy of it)."""
-        store = self.store
-        with store.lock:
-            for studio in store.studios.values():
-                if name_or_id in (studio.id, studio.name):
-                    return store.studio_dir(studio.id)
-        raise KeyError(name_or_id)
+        studios = self.store.studios
+        return studios.studio_dir(studios.find(name_or_id).id)
 
     def studio_phase(self, name_or_id: str) -> str:
         """A Studio's instance phase (``CLOUD_SPACE_INSTANCE_STATE_RUNNING``, ...; ``..._STOPPED`` when stopped)."""
-        return self.store.studio_service.phase(name_or_id)
+        return self.store.studios.phase(name_or_id)
 
     def studio_commands(self, name_or_id: str) -> list[dict[str, Any]]:
         """Commands run in a Studio, oldest first: ``sessionName``, ``command``, ``exitCode`` (``None`` while
         running), ``output``, ``instanceId``, ``startedAt``, ``finishedAt``."""
-        return self.store.studio_service.commands(name_or_id)
+        return self.store.studios.commands(name_or_id)
 
     def wait_for_studio(self, name_or_id: str, phase: str, timeout: float = 30.0) -> None:
         """Block until the Studio's phase (see :meth:`studio_phase`) is ``phase``; raises ``TimeoutError``."""
@@ -422,7 +422,7 @@ class LightningSimulator:
     def clock_now(self) -> datetime:
         """The simulated schedule clock (aware UTC); it ticks with real time and only moves forward."""
         with self.store.lock:
-            return to_datetime(self.store.schedule_service.now_ns())
+            return to_datetime(self.store.schedules.now_ns())
 
     def advance_clock(self, seconds: float) -> datetime:
         """Move the schedule clock forward by ``seconds`` (firing every schedule instant passed); the new time."""
@@ -434,18 +434,18 @@ class LightningSimulator:
 
     def _move_clock(self, body: dict[str, Any]) -> datetime:
         try:
-            self.store.schedule_service.move_clock(body)
+            self.store.schedules.move_clock(body)
         except ApiError as exc:  # e.g. a move backward
             raise ValueError(exc.message) from None
         return self.clock_now()
 
     def schedule_runs(self, id_or_name: str) -> list[dict[str, Any]]:
         """The runs (``V1ScheduleRun`` plus ``scheduledAt``, ...) of a schedule by id or name, oldest first."""
-        return self.store.schedule_service.runs_of(id_or_name)
+        return self.store.schedules.runs_of(id_or_name)
 
     def job_pid(self, job_id: str) -> int | None:
         """Process id (= process group id) of a job's running command, if any."""
-        handle = self.store.runner.get(job_id)
+        handle = self.store.jobs.runner.get(job_id)
         return handle.pid if handle is not None else None
 
     def __repr__(self) -> str:

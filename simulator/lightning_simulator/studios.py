@@ -14,7 +14,7 @@ Instance lifecycle (reference sections 10.3, 10.4 and 14)::
   makes it the ``inUse`` instance (before that it answers 400). Commands of the old machine are killed; files stay.
 * ``requestedRunDurationSeconds`` (the SDK's ``max_runtime``) stops the Studio that many seconds after it
   became RUNNING (``statusMessage`` says why).
-* ``POST execute`` runs ``bash -c <command>`` in the Studio's folder (``Store.studio_dir``), so files persist
+* ``POST execute`` runs ``bash -c <command>`` in the Studio's folder (``StudioService.studio_dir``), so files persist
   between commands. Only a RUNNING Studio executes commands (400 FAILED_PRECONDITION otherwise); stopping
   or switching the Studio kills them, and like job commands they are killed after ``job_time_limit``.
   A killed command's exit code is 128 + the signal; ``exitCode`` is -1 while a command runs.
@@ -30,10 +30,11 @@ import threading
 from collections import deque
 from collections.abc import Callable, Container
 from dataclasses import asdict, dataclass, field
-from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Any
+from pathlib import Path, PurePosixPath
+from typing import Any
 
 from .catalog import DEFAULT_CLUSTER_ID, MACHINES, price_per_second
+from .context import ServiceContext
 from .runner import CommandRunner, job_environment, make_python_shim
 from .wire import (
     GRPC_ALREADY_EXISTS,
@@ -48,9 +49,6 @@ from .wire import (
     now_ns,
     rfc3339,
 )
-
-if TYPE_CHECKING:
-    from .state import Store
 
 PHASE_PREFIX = "CLOUD_SPACE_INSTANCE_STATE_"
 PENDING = PHASE_PREFIX + "PENDING"
@@ -269,30 +267,32 @@ class Studio:
 
 
 class StudioService:
-    """The Studios of the simulated teamspace: CRUD, instance lifecycle and command execution.
+    """The Studios of the simulated teamspace: CRUD, instance lifecycle and command execution."""
 
-    Shares the store's lock, scheduler and ``studios`` mapping; ``on_change`` marks the state file dirty.
-    """
-
-    def __init__(self, store: Store, on_change: Callable[[], None]) -> None:
-        self.store = store
-        self.lock = store.lock
-        self.studios = store.studios
-        self.config = store.config
-        self.scheduler = store.scheduler
-        self._on_change = on_change
-        self._rng = random.Random(store.config.seed)
+    def __init__(self, context: ServiceContext) -> None:
+        self.context = context
+        self.lock = context.lock
+        self.records: dict[str, Studio] = {}
+        self.config = context.config
+        self.scheduler = context.scheduler
+        self._on_change = context.changed
+        self._rng = random.Random(context.config.seed)
         self._live: dict[str, Session] = {}  # runner key -> session still running
-        self.runner = CommandRunner(self._on_line, self._on_exit, kill_grace=store.config.kill_grace)
-        self._shim_dir = make_python_shim(store.work_dir / "bin")
+        self.runner = CommandRunner(self._on_line, self._on_exit, kill_grace=context.config.kill_grace)
+        self._shim_dir = make_python_shim(context.work_dir / "bin")
         self._bash = shutil.which("bash") or "sh"
         self._closed = False  # shutting down: no new commands
+        (context.work_dir / "studios").mkdir(parents=True, exist_ok=True)
 
     # ------------------------------------------------------------- helpers
 
+    def studio_dir(self, studio_id: str) -> Path:
+        """The scratch folder holding a Studio's files."""
+        return self.context.work_dir / "studios" / studio_id
+
     def _studio(self, project_id: str, studio_id: str) -> Studio:
-        self.store.require_project(project_id)
-        studio = self.studios.get(studio_id)
+        self.context.require_project(project_id)
+        studio = self.records.get(studio_id)
         if studio is None or studio.project_id != project_id:
             raise not_found(f"cloudspace {studio_id!r}")
         return studio
@@ -303,7 +303,7 @@ class StudioService:
         :param name_or_id: the Studio's id or name.
         """
         with self.lock:
-            for studio in self.studios.values():
+            for studio in self.records.values():
                 if name_or_id in (studio.id, studio.name):
                     return studio
         raise KeyError(name_or_id)
@@ -313,7 +313,7 @@ class StudioService:
         self._on_change()
 
     def _current(self, studio_id: str, instance_id: str) -> tuple[Studio, Instance] | None:
-        studio = self.studios.get(studio_id)
+        studio = self.records.get(studio_id)
         if studio is None or studio.in_use is None or studio.in_use.id != instance_id:
             return None
         return studio, studio.in_use
@@ -407,21 +407,21 @@ class StudioService:
             raise invalid("studio name is required")
         seeds = _seed_files(body.get("seedFiles"))
         with self.lock:
-            self.store.require_project(project_id)
-            if any(s.name == name and s.project_id == project_id for s in self.studios.values()):
+            self.context.require_project(project_id)
+            if any(s.name == name and s.project_id == project_id for s in self.records.values()):
                 raise ApiError(GRPC_ALREADY_EXISTS, f"studio {name!r} already exists")
             now = now_ns()
             studio = Studio(
-                id=new_id("studio", self._rng, self.studios),
+                id=new_id("studio", self._rng, self.records),
                 name=name,
                 project_id=project_id,
-                user_id=self.store.identity.user_id,
+                user_id=self.context.identity.user_id,
                 created_ns=now,
                 updated_ns=now,
                 cluster_id=as_str(body.get("clusterId")) or DEFAULT_CLUSTER_ID,
             )
-            self.studios[studio.id] = studio
-            folder = self.store.studio_dir(studio.id)
+            self.records[studio.id] = studio
+            folder = self.studio_dir(studio.id)
             folder.mkdir(parents=True, exist_ok=True)
             for path, contents in seeds:
                 (folder / path).parent.mkdir(parents=True, exist_ok=True)
@@ -439,8 +439,8 @@ class StudioService:
         ids = {i for i in query.get("ids", []) if i}
         user_id = (query.get("userId") or [""])[0]
         with self.lock:
-            self.store.require_project(project_id)
-            studios = sorted(self.studios.values(), key=lambda s: s.created_ns, reverse=True)
+            self.context.require_project(project_id)
+            studios = sorted(self.records.values(), key=lambda s: s.created_ns, reverse=True)
             out = [
                 self.render(s)
                 for s in studios
@@ -468,10 +468,10 @@ class StudioService:
         """
         with self.lock:
             studio = self._studio(project_id, studio_id)
-            del self.studios[studio.id]
+            del self.records[studio.id]
             self._kill_commands(studio, "the Studio was deleted", grace=0)
             self._on_change()
-        shutil.rmtree(self.store.studio_dir(studio.id), ignore_errors=True)
+        shutil.rmtree(self.studio_dir(studio.id), ignore_errors=True)
         return {}
 
     # ------------------------------------------------------------ lifecycle
@@ -629,7 +629,7 @@ class StudioService:
 
     def _requested_ready(self, studio_id: str, instance_id: str) -> None:
         with self.lock:
-            studio = self.studios.get(studio_id)
+            studio = self.records.get(studio_id)
             new = studio.requested if studio else None
             if studio is None or new is None or new.id != instance_id:
                 return
@@ -719,7 +719,7 @@ class StudioService:
         studio.sessions.append(session)
         del studio.sessions[:-MAX_SESSIONS]
         self._touch(studio)
-        folder = self.store.studio_dir(studio.id)
+        folder = self.studio_dir(studio.id)
         folder.mkdir(parents=True, exist_ok=True)
         self._live[key] = session
         try:
@@ -817,6 +817,13 @@ class StudioService:
 
     # ----------------------------------------------------------- python API
 
+    def add(self, name: str) -> dict[str, Any]:
+        """Create a Studio in the simulated teamspace (409 if the name is taken), as ``POST /cloudspaces`` would.
+
+        :param name: the Studio's name.
+        """
+        return self.create(self.context.identity.project_id, {"name": name})
+
     def phase(self, name_or_id: str) -> str:
         """The ``inUse`` instance's phase, ``CLOUD_SPACE_INSTANCE_STATE_STOPPED`` when there is none.
 
@@ -837,12 +844,26 @@ class StudioService:
 
     # ---------------------------------------------------------- persistence
 
-    def resume(self, studio: Studio) -> None:
+    def to_state(self) -> list[dict[str, Any]]:
+        """Every Studio in the state file's form (under the lock)."""
+        return [s.to_state() for s in self.records.values()]
+
+    def load_state(self, saved: list[dict[str, Any]]) -> None:
+        """Restore saved Studios (under the lock).
+
+        :param saved: what :meth:`to_state` returned.
+        """
+        for raw in saved:
+            studio = Studio.from_state(raw, self.config.max_log_lines)
+            self.records[studio.id] = studio
+            self._resume(studio)
+
+    def _resume(self, studio: Studio) -> None:
         """Re-arm the timers of a Studio restored from the state file; its running commands did not survive.
 
-        :param studio: the restored Studio (already in ``studios``).
+        :param studio: the restored Studio (already in ``records``).
         """
-        self.store.studio_dir(studio.id).mkdir(parents=True, exist_ok=True)
+        self.studio_dir(studio.id).mkdir(parents=True, exist_ok=True)
         for session in studio.sessions:
             if session.exit_code is None:
                 session.output.append("[simulator] the simulator stopped while this command was running")

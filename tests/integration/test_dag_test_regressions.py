@@ -98,7 +98,7 @@ def test_deployment_results_keep_action_and_changes_in_both_modes(airflow_db, si
 
 @pytest.mark.parametrize("mode", ["deferrable", "blocking"])
 def test_a_sensor_on_a_failed_job_fails_with_its_page_and_log_tail(airflow_db, sim, capsys, mode):
-    job = sim.store.create_job(sim.project_id, {
+    job = sim.store.jobs.create(sim.project_id, {
         "name": unique("failing"),
         "spec": {"image": "python:3.12", "command": "echo loading data; echo boom: out of memory; exit 3"},
     })

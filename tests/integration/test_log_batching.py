@@ -18,7 +18,7 @@ LINES = 6
 
 def job_printing(sim: Any, tag: str, code: int = 3) -> str:
     command = f"for i in $(seq 1 {LINES}); do echo '{tag} line '$i; sleep 0.15; done; exit {code}"
-    job = sim.store.create_job(sim.project_id, {"name": f"logs-{tag}", "spec": {"image": "python:3.11",
+    job = sim.store.jobs.create(sim.project_id, {"name": f"logs-{tag}", "spec": {"image": "python:3.11",
                                                                                "command": command}})
     return str(job["id"])
 

@@ -52,7 +52,7 @@ def schedule_op(studio: str, name: str | None = None, **kw):
 
 
 def find(sim, name: str) -> dict:
-    (found,) = [s for s in sim.store.schedule_service.list_schedules(sim.project_id, {})["schedules"] if s["name"] == name]
+    (found,) = [s for s in sim.store.schedules.list_schedules(sim.project_id, {})["schedules"] if s["name"] == name]
     return found
 
 

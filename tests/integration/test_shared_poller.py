@@ -39,7 +39,7 @@ def sim(timed_sim, monkeypatch):
 
 def timed_job(sim, seconds: float, code: int = 0) -> str:
     env = [{"name": "SIM_DURATION_SECONDS", "value": str(seconds)}, {"name": "SIM_EXIT_CODE", "value": str(code)}]
-    job = sim.store.create_job(sim.project_id, {"name": "poller-test", "spec": {"image": "python:3.11", "env": env}})
+    job = sim.store.jobs.create(sim.project_id, {"name": "poller-test", "spec": {"image": "python:3.11", "env": env}})
     return str(job["id"])
 
 
@@ -148,7 +148,7 @@ def test_cancelling_one_wait_leaves_the_others_undisturbed(sim):
     assert [e["resource_id"] for e in events] == others
     assert shared.closed and left == {}  # the poller went away with its last wait
     assert sim.get_job(doomed)["state"] == "running"  # a cancel is not a kill: the job goes on
-    sim.store.update_job(sim.project_id, doomed, {"state": "stop"})
+    sim.store.jobs.update(sim.project_id, doomed, {"state": "stop"})
 
 
 def test_a_failing_sweep_reaches_every_wait_as_a_poll_error(sim):
@@ -165,7 +165,7 @@ def test_a_failing_sweep_reaches_every_wait_as_a_poll_error(sim):
         assert event["status"] == "error" and "failed 2 times in a row" in event["message"]
     assert shared.stats.failed_sweeps == 2 and shared.stats.get_requests == 0
     for job_id in jobs:
-        sim.store.update_job(sim.project_id, job_id, {"state": "stop"})
+        sim.store.jobs.update(sim.project_id, job_id, {"state": "stop"})
 
 
 def test_waits_recover_when_the_listing_works_again(sim):
@@ -214,7 +214,7 @@ def test_a_deadline_shorter_than_the_interval_still_times_out(sim):
     for event in asyncio.run(main()):
         assert event["status"] == "timeout" and event["resource"]["phase"] == "running"
     for job_id in jobs:
-        sim.store.update_job(sim.project_id, job_id, {"state": "stop"})
+        sim.store.jobs.update(sim.project_id, job_id, {"state": "stop"})
 
 
 def test_a_server_that_cannot_list_jobs_is_read_one_job_at_a_time(monkeypatch):

@@ -194,7 +194,7 @@ def test_unchanged_lightning_sdk_starts_runs_commands_in_and_stops_a_studio(tmp_
         assert sim.studio_phase("sim-studio") == "CLOUD_SPACE_INSTANCE_STATE_STOPPED"
         assert [c["exitCode"] for c in sim.studio_commands("sim-studio")] == [0, 0, 4]
 
-        base = f"/v1/projects/{sim.project_id}/cloudspaces/{sim.store.studio_service.find('sim-studio').id}"
+        base = f"/v1/projects/{sim.project_id}/cloudspaces/{sim.store.studios.find('sim-studio').id}"
         starts = [r for r in sim.request_log if r.method == "POST" and r.path == f"{base}/start"]
         assert [r.status for r in starts] == [200]  # the second start() saw a running Studio and sent nothing
         assert ("POST", f"{base}/stop", 200) in sim.request_log

@@ -220,7 +220,7 @@ def test_timed_mmt_fails_on_sim_fail_rank_without_processes() -> None:
         ok = c.post(path, json=mmt_body("timed-ok", "exit 99", machines=3, env=env)).json()
         failing = [*env, {"name": "SIM_FAIL_RANK", "value": "2"}]
         bad = c.post(path, json=mmt_body("timed-bad", "exit 99", machines=3, env=failing)).json()
-        assert not s.store.runner.running()
+        assert not s.store.jobs.runner.running()
         every_rank_fails = wait_mmt(c, f"{path}/{ok['id']}")
         assert every_rank_fails["state"] == FAILED and every_rank_fails["message"].endswith("exited with code 4")
         result = wait_mmt(c, f"{path}/{bad['id']}")

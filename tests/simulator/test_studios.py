@@ -18,7 +18,7 @@ STOPPED = "CLOUD_SPACE_INSTANCE_STATE_STOPPED"
 
 def studio_path(sim: LightningSimulator, name: str = "sim-studio") -> str:
     """``/v1/projects/{projectId}/cloudspaces/{id}`` of the Studio called ``name``."""
-    studio_id = sim.store.studio_service.find(name).id
+    studio_id = sim.store.studios.find(name).id
     return f"/v1/projects/{sim.project_id}/cloudspaces/{studio_id}"
 
 
