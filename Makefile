@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DOCS_STAMP := $(VENV)/.docs-installed
 
-.PHONY: install demo test test-fast lint bench docs clean e2e airflow airflow-stop airflow-status browser chaos dist
+.PHONY: install demo test test-fast test-floor lint bench docs clean e2e airflow airflow-stop airflow-status browser chaos dist wire-snapshot
 
 $(STAMP): pyproject.toml simulator/pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,9 +27,38 @@ test: install
 test-fast: install
 	$(PY) -m pytest -q -x -m "not sdk and not airflow_db"
 
+# The provider at the LOWEST versions pyproject.toml allows for its direct dependencies (apache-airflow,
+# common-compat, httpx, tenacity, pendulum) in a venv of its own, rebuilt every time: the unit tests, the example
+# DAGs' import and a deferrable dag.test() of the job example against the simulator (about 2 min; uv's download
+# cache stays in .uv-cache). `make test-floor RESOLUTION=highest` does the same with the newest versions.
+RESOLUTION ?= lowest-direct
+FLOOR_VENV := .venv-floor
+FLOOR_PY := $(FLOOR_VENV)/bin/python
+FLOOR_DEPS := apache-airflow apache-airflow-core apache-airflow-task-sdk apache-airflow-providers-common-compat \
+	httpx tenacity pendulum
+
+test-floor:
+	rm -rf $(FLOOR_VENV)
+	$(PYTHON) -m venv $(FLOOR_VENV)
+	$(FLOOR_PY) -m pip install --quiet --no-cache-dir uv
+	UV_CACHE_DIR=$(CURDIR)/.uv-cache $(FLOOR_VENV)/bin/uv pip install --quiet --python $(FLOOR_PY) \
+		--resolution $(RESOLUTION) -e . ./simulator \
+		"pytest>=9" "pytest-asyncio>=1.0" "hypothesis>=6.100" "jsonschema>=4.20"
+	@echo "Resolved with --resolution $(RESOLUTION):"
+	@$(FLOOR_PY) -c "import importlib.metadata as m, sys; [print(f'  {d:40} {m.version(d)}') for d in sys.argv[1:]]" \
+		$(FLOOR_DEPS)
+	$(FLOOR_PY) -m pytest -q -p no:cacheprovider -rs tests/unit \
+		"tests/integration/test_example_dags.py::test_example_dags_import_without_errors_or_deprecation_warnings" \
+		"tests/integration/test_example_dags.py::test_example_job_dag_runs_end_to_end[deferrable]"
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy airflow_provider_lightning
+
+# Regenerate simulator/lightning_simulator/wire_models.json (strict wire mode) from the installed lightning-sdk.
+wire-snapshot: install
+	$(PY) scripts/install_sdk.py
+	$(PY) scripts/wire_snapshot.py
 
 # triggerer_scale.py runs 1,000 / 5,000 / 10,000 waits at a 30 s interval (about 15 min; --quick: under 1 min).
 bench: install
@@ -58,7 +87,7 @@ dist: install
 	$(PY) scripts/check_dist.py
 
 clean:
-	rm -rf $(VENV) .airflow_home test-artifacts dist
+	rm -rf $(VENV) $(FLOOR_VENV) .uv-cache .airflow_home test-artifacts dist
 
 # A real local Airflow on 127.0.0.1 (api-server, scheduler, triggerer, dag-processor; sqlite, LocalExecutor)
 # plus the Lightning simulator, example_dags/ as the DAG folder; prints the UI address and the login.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk import BaseOperatorLink
+from airflow.providers.common.compat.sdk import BaseOperatorLink
 
 JOB_URL_KEY = "job_url"
 
@@ -24,7 +24,7 @@ class LightningJobLink(BaseOperatorLink):
         known = getattr(operator, "_page_url", None)  # set in this process by execute / execute_complete
         if known is not None:
             return known if isinstance(known, str) else ""
-        from airflow.sdk.execution_time.xcom import XCom
+        from airflow.providers.common.compat.sdk import XCom
 
         try:
             url = XCom.get_value(ti_key=ti_key, key=self.xcom_key_for_url)

@@ -33,8 +33,12 @@ def main() -> int:
     subprocess.run([sys.executable, "-m", "twine", "check", "--strict", *map(str, files)], check=True)
     problems: list[str] = []
     for path in files:
-        names = (zipfile.ZipFile(path).namelist() if path.suffix == ".whl"
-                 else tarfile.open(path).getnames())
+        if path.suffix == ".whl":
+            with zipfile.ZipFile(path) as wheel:
+                names = wheel.namelist()
+        else:
+            with tarfile.open(path) as sdist:
+                names = sdist.getnames()
         print(f"\n{path.name}: {len(names)} files, {path.stat().st_size / 1024:.0f} KiB")
         if path.suffix == ".whl":
             for name in names:

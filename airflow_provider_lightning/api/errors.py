@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-# HTTP statuses that are retried: the request was throttled or the server failed transiently.
+#: HTTP statuses that are retried: the request was throttled or the server failed transiently.
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 

@@ -19,7 +19,7 @@ from airflow_provider_lightning.api.errors import LightningApiError
 from airflow_provider_lightning.api.state import ResourceState
 from airflow_provider_lightning.api.transport import AMBIGUOUS_ERRORS, ApiCall, Flow, Operation
 
-# How a kind stops: (kind, project id, resource id) -> a call or a read-then-write flow. Idempotent.
+#: How a kind stops: (kind, project id, resource id) -> a call or a read-then-write flow. Idempotent.
 Stopper = Callable[["ResourceKind", str, str], Operation[Any]]
 
 
@@ -83,7 +83,7 @@ class ResourceKind:
     :param name: short kind name, used in wait specs and events (``"job"``).
     :param label: human name for messages (``"Lightning job"``).
     :param collection: path segment under ``/v1/projects/{projectId}/``.
-    :param read: parses the resource JSON into a :class:`ResourceState`.
+    :param read: parses the resource JSON into a :class:`~airflow_provider_lightning.api.state.ResourceState`.
     :param stopper: how the resource stops (see :data:`Stopper`).
     :param logs: where its log lines come from.
     :param finder: how it is found by name; None when it cannot be.

@@ -21,7 +21,7 @@ import random
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar, Union
+from typing import Any, Generic, TypeVar
 
 import httpx
 import tenacity
@@ -36,8 +36,6 @@ from airflow_provider_lightning.api.errors import (
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Flow = Generator[Union["ApiCall[Any]", "Pause"], Any, T]
-Operation = Union["ApiCall[T]", Flow[T]]
 
 # Network failures after which the request may or may not have been processed by the server.
 AMBIGUOUS_ERRORS: tuple[type[Exception], ...] = (
@@ -90,6 +88,13 @@ class Pause:
     """
 
     seconds: float
+
+
+#: A multi-step operation: a generator that yields :class:`ApiCall` (or :class:`Pause`) steps, is sent each
+#: call's result (or has its error thrown into it) and returns its own result.
+Flow = Generator[ApiCall[Any] | Pause, Any, T]
+#: What :meth:`Transport.run` and :meth:`Transport.arun` drive: one :class:`ApiCall` or a :data:`Flow`.
+Operation = ApiCall[T] | Flow[T]
 
 
 @dataclass(frozen=True)
@@ -381,8 +386,9 @@ class Transport:
     def run(self, operation: Operation[T]) -> T:
         """Run a call or a flow synchronously and return its result.
 
-        A network failure that leaves it is a :class:`LightningNetworkError`; a flow itself is thrown
-        the raw httpx error, so that it can tell an ambiguous failure from an unsent request.
+        A network failure that leaves it is a
+        :class:`~airflow_provider_lightning.api.errors.LightningNetworkError`; a flow itself is thrown the raw
+        httpx error, so that it can tell an ambiguous failure from an unsent request.
         """
         with self._named_network_errors():
             if isinstance(operation, ApiCall):
@@ -437,7 +443,8 @@ class Transport:
             raise self.network_error(error) from error
 
     def network_error(self, error: httpx.RequestError) -> LightningNetworkError:
-        """The :class:`LightningNetworkError` naming this connection, the method and the URL of ``error``."""
+        """The :class:`~airflow_provider_lightning.api.errors.LightningNetworkError` naming this connection, the method
+        and the URL of ``error``."""
         request = _request_of(error)
         url = request.url if request is not None else httpx.URL(self.base_url)
         return LightningNetworkError(

@@ -11,9 +11,9 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 import httpx
-from airflow.sdk import BaseHook
+from airflow.providers.common.compat.sdk import BaseHook
 
-from airflow_provider_lightning import CONN_TYPE, DEFAULT_CONN_ID, __version__
+from airflow_provider_lightning import CONN_TYPE, DEFAULT_CONN_ID, __version__, get_provider_info
 from airflow_provider_lightning.api import deployments, jobs, logs, studios, teamspaces, wire
 from airflow_provider_lightning.api.errors import LightningApiError, LightningConfigError
 from airflow_provider_lightning.api.jobs import JOB
@@ -34,11 +34,15 @@ NEW_INSTANCE_WAIT = 60.0  # seconds start_studio waits to see the instance its s
 
 
 def _not_found_error() -> type[Exception]:
-    try:
-        from airflow.sdk.exceptions import AirflowNotFoundException
-    except ImportError:  # pragma: no cover - older Airflow
-        from airflow.exceptions import AirflowNotFoundException
+    from airflow.providers.common.compat.sdk import AirflowNotFoundException
+
     return AirflowNotFoundException
+
+
+def _connection_type_info() -> dict[str, Any]:
+    """This provider's ``connection-types`` entry in its provider info."""
+    (info,) = [c for c in get_provider_info()["connection-types"] if c["connection-type"] == CONN_TYPE]
+    return info
 
 
 def _mask(secrets: list[str]) -> None:
@@ -69,6 +73,48 @@ class LightningHook(BaseHook):
     default_conn_name = DEFAULT_CONN_ID
     conn_type = CONN_TYPE
     hook_name = "Lightning AI"
+
+    # -- connection form (Airflow 3.1) ---------------------------------------------------------
+    # Airflow 3.2 and newer build the form from ``conn-fields`` / ``ui-field-behaviour`` in the provider info and
+    # never call these; 3.1 calls them (when wtforms is installed, e.g. with the FAB provider). Both are derived
+    # from the provider info, so the two forms cannot drift apart.
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The form's extra fields for Airflow 3.1, built from the provider info's ``conn-fields``.
+
+        A ``password``-format field becomes a PasswordField, an integer an IntegerField, anything else a
+        StringField (Airflow 3.1 accepts no float field; the hook reads numbers given as text).
+        """
+        from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
+        from flask_babel import lazy_gettext
+        from wtforms import IntegerField, PasswordField, StringField
+        from wtforms.validators import Optional
+
+        widgets: dict[str, Any] = {}
+        for name, spec in _connection_type_info()["conn-fields"].items():
+            schema = spec["schema"]
+            types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+            if schema.get("format") == "password":
+                field, widget = PasswordField, BS3PasswordFieldWidget()
+            elif "integer" in types:
+                field, widget = IntegerField, BS3TextFieldWidget()
+            else:
+                field, widget = StringField, BS3TextFieldWidget()
+            widgets[name] = field(lazy_gettext(spec["label"]), validators=[Optional()], widget=widget,
+                                  description=spec.get("description", ""))
+        return widgets
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Hidden, relabelled and placeholder fields for Airflow 3.1: the provider info's ``ui-field-behaviour``
+        with the snake_case keys Airflow 3.1 expects."""
+        behaviour = _connection_type_info()["ui-field-behaviour"]
+        return {
+            "hidden_fields": list(behaviour["hidden-fields"]),
+            "relabeling": dict(behaviour["relabeling"]),
+            "placeholders": dict(behaviour["placeholders"]),
+        }
 
     def __init__(
         self,
@@ -129,10 +175,9 @@ class LightningHook(BaseHook):
     async def aget_settings(self) -> ConnectionSettings:
         """Connection settings, read once without blocking the event loop (triggers)."""
         if self._settings is None:
-            from airflow.providers.common.compat.connection import (
-                get_async_connection,
-                get_async_extra_dejson,
-            )
+            from airflow.providers.common.compat.connection import get_async_connection
+
+            from airflow_provider_lightning.version_compat import get_async_extra_dejson
 
             try:
                 conn = await get_async_connection(self.lightning_conn_id, hook=self)
@@ -594,6 +639,7 @@ class LightningHook(BaseHook):
         """
         given = _given(locals())
         spec = _build(deployments.DeploymentSpec, spec, given, "upsert_deployment").validated()
+        _mask([str(spec.auth[key]) for key in ("token", "password") if spec.auth and spec.auth.get(key)])
         cloudspace_id = self.studio_id(spec.studio) if spec.studio else ""
         body = spec.body(cloudspace_id=cloudspace_id, default_cluster_id=self.settings.cluster_id)
         return self.run(deployments.upsert(self.project_id, body))

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from airflow_provider_lightning.api.errors import LightningConfigError
 
+#: The API host of a connection (or environment fallback) that names none.
 DEFAULT_URL = "https://lightning.ai"
 # Total seconds per API call, retries included: a host that never answers fails a task in about this long.
 DEFAULT_CALL_TIMEOUT = 60.0

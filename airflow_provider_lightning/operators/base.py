@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
-from airflow.sdk import BaseOperator
+from airflow.providers.common.compat.sdk import BaseOperator
 
 from airflow_provider_lightning import DEFAULT_CONN_ID
 from airflow_provider_lightning.api.names import MAX_NAME_LENGTH
@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # DAG files import operators on every parse: keep the API lay
 
 def default_deferrable() -> bool:
     """``[operators] default_deferrable`` from the Airflow configuration (False when unset)."""
-    from airflow.sdk import conf
+    from airflow.providers.common.compat.sdk import conf
 
     return conf.getboolean("operators", "default_deferrable", fallback=False)
 
@@ -99,10 +99,10 @@ class LightningBaseOperator(BaseOperator):
     """What Lightning operators share: the connection, the teamspace, waiting in the triggerer or the worker,
     resuming from the wait's event, and stopping the remote work the task owns.
 
-    An operator says what it owns of the resource it waits on in the :class:`WaitSpec` it hands to
-    :meth:`wait` (nothing, stop, delete). The same declaration drives the operator's ``on_kill`` (blocking
-    mode), the trigger's ``on_kill`` (deferred, Airflow 3.3+) and the teardown after a timeout or failure,
-    all through ``api.stopping.release``.
+    An operator says what it owns of the resource it waits on in the
+    :class:`~airflow_provider_lightning.triggers.contract.WaitSpec` it hands to :meth:`wait` (nothing, stop,
+    delete). The same declaration drives the operator's ``on_kill`` (blocking mode), the trigger's ``on_kill``
+    (deferred, Airflow 3.3+) and the teardown after a timeout or failure, all through ``api.stopping.release``.
 
     :param lightning_conn_id: Airflow connection id of type ``lightning`` (templated).
     :param teamspace: teamspace (``owner/name``) overriding the connection's (templated).
@@ -210,7 +210,7 @@ class LightningBaseOperator(BaseOperator):
 
     def fail(self, event: WaitEvent) -> NoReturn:
         """Release what the task owns (after a timeout or failure) and raise with the reason, page and log tail."""
-        from airflow.sdk.exceptions import AirflowException
+        from airflow.providers.common.compat.sdk import AirflowException
 
         from airflow_provider_lightning.api.registry import kind_named
         from airflow_provider_lightning.triggers.contract import EventStatus

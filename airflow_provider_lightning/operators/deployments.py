@@ -182,18 +182,13 @@ class LightningDeploymentOperator(LightningBaseOperator):
         ).validated()
 
     def execute(self, context: Context) -> Any:
-        from airflow.sdk.log import mask_secret
-
         from airflow_provider_lightning.api.deployments import DEPLOYMENT
         from airflow_provider_lightning.api.phases import Phase
         from airflow_provider_lightning.triggers.contract import EventStatus
 
         self._page_url = ""
         spec = self._spec()
-        for key in ("token", "password"):
-            if spec.auth and spec.auth.get(key):
-                mask_secret(spec.auth[key])
-        hook = self._get_hook()
+        hook = self._get_hook()  # upsert_deployment masks the endpoint token / password
         upserted = hook.upsert_deployment(spec)
         state = upserted.state
         changes = f" ({', '.join(upserted.changes)})" if upserted.changes else ""
@@ -228,6 +223,7 @@ class LightningDeploymentOperator(LightningBaseOperator):
         return f"Deployment {event.resource_name or self.deployment_name} is not ready"
 
     def fail(self, event: WaitEvent) -> Any:
+        self._lineage_event = event  # what get_openlineage_facets_on_failure reports
         if not event.owns.owned:
             from dataclasses import replace
 
@@ -239,10 +235,27 @@ class LightningDeploymentOperator(LightningBaseOperator):
         return "created" if event.results.get("action") == "created" else "started again (it was stopped before)"
 
     def _done(self, context: Context, state: ResourceState, event: WaitEvent) -> dict[str, Any]:
+        self._lineage_event = event  # what get_openlineage_facets_on_complete reports
         result = _summary(state, event.url, action=event.results.get("action", ""),
                           changes=list(event.results.get("changes", [])))
         context["ti"].xcom_push(key="urls", value=result["urls"])
         return result
+
+    # -- OpenLineage ---------------------------------------------------------------------------
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage facets of the deployment: a ``lightningRun`` run facet with its endpoint URLs (no datasets;
+        see ``airflow_provider_lightning.openlineage``).
+
+        Returns an ``OperatorLineage``; None before the upsert or without the OpenLineage provider.
+        """
+        from airflow_provider_lightning.openlineage import deployment_lineage
+
+        return deployment_lineage(self, task_instance)
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        """The same facets for a failed task, with the deployment's last known phase."""
+        return self.get_openlineage_facets_on_complete(task_instance)
 
 
 class _ExistingDeploymentOperator(LightningBaseOperator):
@@ -260,7 +273,7 @@ class _ExistingDeploymentOperator(LightningBaseOperator):
 
     def _find(self, context: Context) -> ResourceState | None:
         """The deployment, or None when it does not exist and ``missing_ok``; pushes its page URL."""
-        from airflow.sdk.exceptions import AirflowException
+        from airflow.providers.common.compat.sdk import AirflowException
 
         hook = self._get_hook()
         state = hook.find_deployment(self.deployment_name)

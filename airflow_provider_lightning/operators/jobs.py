@@ -210,6 +210,7 @@ class LightningJobOperator(LightningBaseOperator):
             resource_name=job.name,
             url=url,
         )
+        self._lineage_event = spec.event(EventStatus.SUCCESS, job, "submitted")  # for OpenLineage, until it ends
         if not self.wait_for_completion:
             return self._result(job, url)
         if job.phase.is_terminal:  # re-attached to a finished job: no need to wait
@@ -222,15 +223,36 @@ class LightningJobOperator(LightningBaseOperator):
         """The job summary (what the task returns)."""
         from airflow_provider_lightning.api.registry import kind_named
 
+        self._lineage_event = event  # what get_openlineage_facets_on_complete reports
         state = event.resource
         if state is None:
-            from airflow.sdk.exceptions import AirflowException
+            from airflow.providers.common.compat.sdk import AirflowException
 
             raise AirflowException(f"The Lightning trigger reported success without the job's state: {event!r}")
         result = self._result(state, event.url)
         self.log.info("%s %s completed in %s s (cost %s)", kind_named(event.kind).label, state.name,
                       result["duration_seconds"], result["total_cost"])
         return result
+
+    def fail(self, event: WaitEvent) -> Any:
+        self._lineage_event = event  # what get_openlineage_facets_on_failure reports
+        return super().fail(event)
+
+    # -- OpenLineage ---------------------------------------------------------------------------
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage facets of the job: a ``lightningRun`` run facet, the mounted data connections as inputs and
+        a Studio job's artifact folder as output (see ``airflow_provider_lightning.openlineage``).
+
+        Returns an ``OperatorLineage``; None before a job was submitted or without the OpenLineage provider.
+        """
+        from airflow_provider_lightning.openlineage import job_lineage
+
+        return job_lineage(self, task_instance)
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        """The same facets for a failed task, with the job's last known phase."""
+        return self.get_openlineage_facets_on_complete(task_instance)
 
     @staticmethod
     def _result(state: ResourceState, url: str) -> dict[str, Any]:

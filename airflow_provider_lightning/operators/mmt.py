@@ -11,9 +11,9 @@ from airflow_provider_lightning.operators.jobs import LightningJobOperator
 class LightningMultiMachineJobOperator(LightningJobOperator):
     """Run a Lightning multi-machine job (distributed training on ``num_machines`` machines) and wait.
 
-    Takes every argument of :class:`LightningJobOperator` (waiting, deferral, timeout, log streaming with
-    the machine rank as prefix, re-attach on retry, stop on kill). When a machine fails, the error names
-    its rank and shows that machine's last log lines.
+    Takes every argument of :class:`~airflow_provider_lightning.operators.jobs.LightningJobOperator` (waiting,
+    deferral, timeout, log streaming with the machine rank as prefix, re-attach on retry, stop on kill). When a
+    machine fails, the error names its rank and shows that machine's last log lines.
 
     :param num_machines: number of machines (2 or more); each runs ``command`` with ``NODE_RANK`` set.
     """

@@ -120,7 +120,7 @@ class LightningDeleteScheduleOperator(_ScheduleOperator):
         self.missing_ok = missing_ok
 
     def execute(self, context: Any) -> Any:
-        from airflow.sdk.exceptions import AirflowException
+        from airflow.providers.common.compat.sdk import AirflowException
 
         from airflow_provider_lightning.api import schedules
 
@@ -162,7 +162,7 @@ class LightningTriggerScheduleRunOperator(_ScheduleOperator):
         self._run_label = ""
 
     def execute(self, context: Context) -> Any:
-        from airflow.sdk.exceptions import AirflowException
+        from airflow.providers.common.compat.sdk import AirflowException
 
         from airflow_provider_lightning.api import schedules
         from airflow_provider_lightning.triggers.contract import Ownership

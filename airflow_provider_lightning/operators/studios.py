@@ -51,7 +51,7 @@ class LightningStudioBaseOperator(LightningBaseOperator):
     def _start(self, studio_id: str, state: Any, machine: str, interruptible: bool, max_runtime: int | None) -> bool:
         """Start the Studio on ``machine`` unless it already runs there (the hook's rule); True when this task
         started it, and from the start request on a kill stops it."""
-        from airflow.sdk.exceptions import AirflowException
+        from airflow.providers.common.compat.sdk import AirflowException
 
         from airflow_provider_lightning.api.errors import LightningConfigError
 
@@ -189,7 +189,7 @@ class LightningStudioCommandOperator(LightningStudioBaseOperator):
         self.output_tail_lines = output_tail_lines
 
     def execute(self, context: Context) -> Any:
-        from airflow.sdk.exceptions import AirflowException
+        from airflow.providers.common.compat.sdk import AirflowException
 
         from airflow_provider_lightning.api.phases import Phase
 

@@ -2,12 +2,15 @@
 
 Import-light (standard library only at import time): DAG files import this on every parse.
 
-* :class:`LightningSchedule` -- the wire object (``from_api`` / ``to_api_body``).
-* :func:`to_airflow` -- ``AirflowSchedule`` with a ``CronTriggerTimetable`` in the schedule's
-  time zone and ``max_active_runs=1`` when parallel runs are off (``dag_kwargs()``).
-* :func:`from_airflow` -- a cron string, preset or cron timetable to ``(cron_expression, timezone)``.
-* :func:`validate_cron` -- normalisation plus the checks both directions share (syntax, time
-  zone, and the daylight-saving rule documented in :mod:`.validation`).
+* :class:`~airflow_provider_lightning.schedules.mapping.LightningSchedule` -- the wire object
+  (``from_api`` / ``to_api_body``).
+* :func:`~airflow_provider_lightning.schedules.mapping.to_airflow` -- ``AirflowSchedule`` with a
+  ``CronTriggerTimetable`` in the schedule's time zone and ``max_active_runs=1`` when parallel runs are
+  off (``dag_kwargs()``).
+* :func:`~airflow_provider_lightning.schedules.mapping.from_airflow` -- a cron string, preset or cron
+  timetable to ``(cron_expression, timezone)``.
+* :func:`~airflow_provider_lightning.schedules.validation.validate_cron` -- normalisation plus the checks
+  both directions share (syntax, time zone, and the daylight-saving rule documented in :mod:`.validation`).
 """
 
 from __future__ import annotations

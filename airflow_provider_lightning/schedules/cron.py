@@ -46,8 +46,8 @@ paths depending on whether the hour field is ``*``:
 
 Airflow follows the fixed-hour rule only when it starts before the gap or fold, and the hourly
 rule only across whole-hour transitions that the wait to the next match does not span, so
-:func:`airflow_provider_lightning.schedules.validate_cron` rejects every schedule for which the
-two implementations cannot be shown to agree (rule and experiments in
+:func:`airflow_provider_lightning.schedules.validation.validate_cron` rejects every schedule for which
+the two implementations cannot be shown to agree (rule and experiments in
 :mod:`airflow_provider_lightning.schedules.validation`).
 """
 
@@ -264,7 +264,9 @@ class Cron:
         "tzinfo",
     )
 
+    #: The normalised expression: numeric, five fields, Sunday ``0`` (see the module's description).
     expression: str
+    #: The IANA time zone the expression is evaluated in (``UTC`` by default).
     timezone: str
     tzinfo: ZoneInfo
     minutes: tuple[int, ...]

@@ -8,11 +8,11 @@ Airflow side: a ``CronTriggerTimetable`` (fires at the cron instants, like POSIX
 data-interval timetable, which fires one interval late) in the schedule's time zone, plus
 ``max_active_runs=1`` when parallel runs are off.
 
-In Airflow 3.3 ``airflow.sdk.CronTriggerTimetable`` (module
+From Airflow 3.2 on ``airflow.sdk.CronTriggerTimetable`` (module
 ``airflow.sdk.definitions.timetables.trigger``) is the DAG-authoring class; on serialisation it
 becomes the scheduler's ``airflow.timetables.trigger.CronTriggerTimetable`` with the same
 expression and time zone, which is what computes the runs. :func:`to_airflow` returns the SDK
-class; :func:`from_airflow` accepts both.
+class (the core class on Airflow 3.1, which has no SDK timetables); :func:`from_airflow` accepts both.
 
 Both directions go through :func:`~airflow_provider_lightning.schedules.validation.validate_cron`,
 so both sides see the same normalised 5-field expression, and schedules whose fire times could
@@ -232,9 +232,10 @@ def to_airflow(
     expression, timezone = schedule.validate(since=since, years=years)
 
     import pendulum
-    from airflow.sdk.definitions.timetables.trigger import CronTriggerTimetable
 
-    timetable = CronTriggerTimetable(expression, timezone=pendulum.timezone(timezone))
+    from airflow_provider_lightning.version_compat import cron_trigger_timetable
+
+    timetable = cron_trigger_timetable()(expression, timezone=pendulum.timezone(timezone))
     return AirflowSchedule(
         timetable=timetable,
         max_active_runs=None if schedule.parallel_runs else 1,

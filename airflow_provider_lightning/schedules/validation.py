@@ -41,9 +41,9 @@ parts (see its docstring). Looking at every UTC-offset change of the time zone f
    whose next match after the transition is on a later day (``0 * * * 1-5`` next to a Sunday
    change), and across 30- or 45-minute changes.
 
-Everything else is **rejected** with :class:`DSTAmbiguityError`, which names the transition and
-suggests ``UTC`` or another local time; nothing is ever silently shifted. Time zones without
-transitions in the horizon (UTC, ``Asia/Kolkata``, fixed offsets) accept every valid cron.
+Everything else is **rejected** with :class:`~airflow_provider_lightning.schedules.errors.DSTAmbiguityError`,
+which names the transition and suggests ``UTC`` or another local time; nothing is ever silently shifted.
+Time zones without transitions in the horizon (UTC, ``Asia/Kolkata``, fixed offsets) accept every valid cron.
 
 This module imports only the standard library; the cron engine (:mod:`.cron`) is imported on first use,
 so DAG files that only import this package do not pay for it.

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseSensorOperator
+from airflow.providers.common.compat.sdk import BaseSensorOperator
 
 from airflow_provider_lightning import DEFAULT_CONN_ID
 from airflow_provider_lightning.api.phases import Phase
@@ -114,7 +114,7 @@ class LightningJobSensor(BaseSensorOperator):
 
     def _check(self, state: ResourceState) -> bool:
         """True when the target is reached; AirflowFailException (page, log tail) when it can never be."""
-        from airflow.sdk.exceptions import AirflowFailException
+        from airflow.providers.common.compat.sdk import AirflowFailException
 
         label = self.kind.label
         if state.phase.value in self.target_phases:
@@ -187,7 +187,7 @@ class LightningJobSensor(BaseSensorOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         """Resume after the wait: the resource's state, or fail with the reason, its page and its log tail."""
-        from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
+        from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, AirflowSensorTimeout
 
         from airflow_provider_lightning.triggers.contract import EventStatus, validate_execute_complete_event
 

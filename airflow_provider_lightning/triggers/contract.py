@@ -298,6 +298,6 @@ def validate_execute_complete_event(event: Any) -> WaitEvent:
     try:
         return WaitEvent.from_payload(event)
     except InvalidEventError as error:
-        from airflow.sdk.exceptions import AirflowException
+        from airflow.providers.common.compat.sdk import AirflowException
 
         raise AirflowException(f"Unexpected event from the Lightning trigger: {error}") from None

@@ -35,14 +35,14 @@ T = TypeVar("T")
 
 KILL_MARGIN = 5.0  # seconds of Airflow's on_kill timeout left unused, so our own error is what gets logged
 KILL_BUDGET = StopBudget()  # on_kill's budget; its total is replaced by :func:`kill_budget`
-REPLAY_LINES = 100  # most lines a late-starting wait writes of those already in the log (see PhaseWait)
+REPLAY_LINES = 100  #: most lines a late-starting wait writes of those already in the log (see PhaseWait)
 LATE_START = 30.0  # a wait starting this long after its spec was made (plus one interval) starts late
 
 
 def kill_budget() -> float:
     """Seconds ``on_kill`` may spend retrying: Airflow's ``[triggerer] on_kill_timeout`` minus a margin."""
     try:
-        from airflow.sdk import conf
+        from airflow.providers.common.compat.sdk import conf
 
         timeout = conf.getfloat("triggerer", "on_kill_timeout", fallback=30.0)
     except Exception:  # no Airflow configuration (a bare script): Airflow's default
@@ -101,6 +101,7 @@ class LightningPhaseTrigger(BaseTrigger):
         return f"{type(self).__module__}.{type(self).__qualname__}", self.spec.to_kwargs()
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Run the wait (:class:`PhaseWait`, through the shared poller when the kind allows) and yield its one event."""
         hook = _hook(self.spec)
         try:
             event = await PhaseWait(self.spec, hook, self.log, shared=True).wait()

@@ -12,7 +12,10 @@ pytestmark = pytest.mark.airflow_db
 
 
 def load_dagbag():
-    from airflow.dag_processing.dagbag import DagBag
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow 3.1 (make test-floor)
+        from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
 
     return DagBag(dag_folder=str(EXAMPLES))
 
@@ -26,7 +29,8 @@ def test_example_dags_import_without_errors_or_deprecation_warnings(airflow_db):
             "example_lightning_schedule_manage", "lightning_schedule_nightly-refresh",
             "lightning_schedule_stop-studio-evenings"} <= set(dagbag.dag_ids)
     mapped = dagbag.get_dag("lightning_schedule_nightly-refresh")
-    assert mapped.timetable.expression == "0 3 * * *" and mapped.max_active_runs == 1
+    expression = getattr(mapped.timetable, "expression", None) or mapped.timetable._expression  # 3.1: core class
+    assert expression == "0 3 * * *" and mapped.max_active_runs == 1
     ours = [w for w in caught if "airflow_provider_lightning" in str(w.filename) or "example_dags" in str(w.filename)]
     assert not ours, [str(w.message) for w in ours]
 

@@ -166,6 +166,16 @@ def test_deployment_from_keywords_is_waited_on_until_ready_then_stopped(sim):
     assert hook.stop_deployment(name).phase is Phase.STOPPED  # already stopped: left alone
 
 
+def test_upsert_deployment_masks_the_endpoint_token_for_task_code_too(sim):
+    """@task users call the hook directly: the endpoint credential must be masked there, not only in the operator."""
+    from airflow.sdk.log import redact
+
+    token = f"endpoint-token-{uuid.uuid4().hex}"
+    LightningHook().upsert_deployment(name=unique("masked"), image="ghcr.io/x/srv:1", command="python serve.py",
+                                      ports=[8000], auth={"token": token})
+    assert token not in str(redact(f"serving with {token}"))
+
+
 def test_failing_deployment_ends_the_ready_wait_with_the_servers_reason(sim):
     hook = LightningHook()
     upserted = hook.upsert_deployment(name=unique("kw-bad-api"), image="ghcr.io/x/srv:1", command="python serve.py",

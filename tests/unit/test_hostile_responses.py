@@ -424,7 +424,7 @@ def test_hostile_log_pages_do_not_crash_the_trigger(server, entries, logs_body):
 def test_a_timed_out_job_is_stopped_even_when_the_api_fails_for_a_while(
     server, monkeypatch, put_failures, put_status, outcome, min_puts
 ):
-    from airflow.sdk.exceptions import AirflowException
+    from airflow.providers.common.compat.sdk import AirflowException
 
     from airflow_provider_lightning.operators.jobs import LightningJobOperator
 
@@ -456,7 +456,7 @@ def test_a_timed_out_job_is_stopped_even_when_the_api_fails_for_a_while(
 
 def test_a_rate_limited_teamspace_lookup_on_resume_keeps_the_jobs_own_failure(server, monkeypatch):
     """A resumed task resolves its teamspace before releasing; a 429 there must not replace the job's error."""
-    from airflow.sdk.exceptions import AirflowException
+    from airflow.providers.common.compat.sdk import AirflowException
 
     from airflow_provider_lightning.api.stopping import StopBudget
     from airflow_provider_lightning.operators.jobs import LightningJobOperator
@@ -616,7 +616,7 @@ def _secrets_of(sim: Any, token: str = "") -> list[str]:
 @pytest.mark.parametrize("auth", ["api_key", "jwt"])
 def test_trigger_kwargs_events_and_xcom_never_carry_credentials(sim, monkeypatch, auth):
     import httpx
-    from airflow.sdk.exceptions import TaskDeferred
+    from airflow.providers.common.compat.sdk import TaskDeferred
 
     from airflow_provider_lightning.operators.jobs import LightningJobOperator
     from airflow_provider_lightning.operators.mmt import LightningMultiMachineJobOperator

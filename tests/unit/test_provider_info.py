@@ -55,3 +55,14 @@ def test_importing_the_package_root_pulls_in_nothing_heavy():
             "print(sorted(m for m in ('airflow', 'httpx', 'tenacity') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_dependency_floors_are_the_ones_docs_compatibility_explains():
+    from packaging.requirements import Requirement
+
+    required = [Requirement(r) for r in importlib.metadata.requires("airflow-provider-lightning") or []]
+    floors = {r.name: s.version for r in required if r.marker is None for s in r.specifier if s.operator == ">="}
+    assert {"apache-airflow", "apache-airflow-providers-common-compat", "httpx", "tenacity", "pendulum"} <= set(floors)
+    text = (Path(__file__).resolve().parents[2] / "docs" / "compatibility.rst").read_text()
+    for name, floor in floors.items():
+        assert f"   * - ``{name}``\n     - {floor}\n" in text, (name, floor)

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pendulum
 import pytest
+from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_2_PLUS
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -54,6 +55,17 @@ ZONES = ["UTC", "Asia/Kolkata", *DST_ZONES]
 SINCE_2026 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
+# make test-floor runs Airflow 3.1, where the Task SDK has no timetables yet: DAGs take the core classes there.
+needs_sdk_timetables = pytest.mark.skipif(
+    not AIRFLOW_V_3_2_PLUS, reason="needs Airflow 3.2+: the Task SDK's timetables (airflow.sdk.CronTriggerTimetable, "
+    "CronDataIntervalTimetable) arrived in 3.2; the core classes Airflow 3.1 uses are tested unconditionally")
+
+
+def timetable_attr(timetable: object, name: str) -> object:
+    """``expression`` / ``timezone`` of a cron timetable (Airflow 3.1's core class keeps them underscored)."""
+    return getattr(timetable, name) if hasattr(timetable, name) else getattr(timetable, f"_{name}")
+
+
 def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)
 
@@ -64,10 +76,14 @@ def local(times: list[datetime], tz: str) -> list[str]:
 
 def core_timetable(schedule: AirflowSchedule) -> object:
     """The scheduler-side timetable, converted exactly as DAG serialisation does."""
-    from airflow.serialization.encoders import coerce_to_core_timetable
     from airflow.timetables.trigger import CronTriggerTimetable
 
-    core = coerce_to_core_timetable(schedule.timetable)
+    try:
+        from airflow.serialization.encoders import coerce_to_core_timetable
+    except ImportError:  # Airflow 3.1: the DAG's timetable already is the core one
+        core = schedule.timetable
+    else:
+        core = coerce_to_core_timetable(schedule.timetable)
     assert isinstance(core, CronTriggerTimetable)
     return core
 
@@ -261,8 +277,8 @@ def test_daily_alias_maps_to_midnight_cron() -> None:
     assert validate_cron("@daily") == ("0 0 * * *", "UTC")
     airflow = to_airflow(LightningSchedule(cron_expression="@daily", timezone="Europe/Berlin"))
     assert airflow.cron_expression == "0 0 * * *"
-    assert airflow.timetable.expression == "0 0 * * *"
-    assert airflow.timetable.timezone == pendulum.timezone("Europe/Berlin")
+    assert timetable_attr(airflow.timetable, "expression") == "0 0 * * *"
+    assert timetable_attr(airflow.timetable, "timezone") == pendulum.timezone("Europe/Berlin")
 
 
 def test_airflow_presets_map_to_explicit_cron() -> None:
@@ -325,7 +341,11 @@ def test_parallel_runs_true_leaves_max_active_runs_to_airflow() -> None:
 
 def test_dag_kwargs_build_a_dag_that_serialises_to_the_same_cron_trigger_timetable() -> None:
     from airflow.sdk import DAG
-    from airflow.serialization.serialized_objects import DagSerialization
+
+    try:
+        from airflow.serialization.serialized_objects import DagSerialization
+    except ImportError:  # Airflow 3.1
+        from airflow.serialization.serialized_objects import SerializedDAG as DagSerialization  # type: ignore
 
     airflow = to_airflow(LightningSchedule(cron_expression="0 9 * * MON-FRI", timezone="Europe/Berlin"))
     kwargs = airflow.dag_kwargs()
@@ -543,8 +563,13 @@ def test_from_airflow_rejects_once_and_timedelta() -> None:
 
 
 def test_from_airflow_rejects_other_non_cron_schedules() -> None:
-    from airflow.sdk import Asset, DeltaTriggerTimetable, MultipleCronTriggerTimetable
+    from airflow.sdk import Asset
     from dateutil.relativedelta import relativedelta
+
+    try:
+        from airflow.sdk import DeltaTriggerTimetable, MultipleCronTriggerTimetable
+    except ImportError:  # Airflow 3.1: the core classes
+        from airflow.timetables.trigger import DeltaTriggerTimetable, MultipleCronTriggerTimetable  # type: ignore
 
     cases: list[tuple[object, str]] = [
         ("@continuous", "@continuous"),
@@ -560,16 +585,23 @@ def test_from_airflow_rejects_other_non_cron_schedules() -> None:
             from_airflow(schedule)
 
 
-def test_from_airflow_accepts_cron_timetables_from_the_sdk_and_the_core() -> None:
+@needs_sdk_timetables
+def test_from_airflow_accepts_cron_timetables_from_the_sdk() -> None:
     from airflow.sdk import CronDataIntervalTimetable as SdkInterval
     from airflow.sdk import CronTriggerTimetable as SdkTrigger
-    from airflow.timetables.interval import CronDataIntervalTimetable as CoreInterval
-    from airflow.timetables.trigger import CronTriggerTimetable as CoreTrigger
 
     berlin = pendulum.timezone("Europe/Berlin")
     expected = ("0 6 * * 1-5", "Europe/Berlin")
     assert from_airflow(SdkTrigger("0 6 * * MON-FRI", timezone=berlin)) == expected
     assert from_airflow(SdkInterval("0 6 * * mon-fri", timezone="Europe/Berlin")) == expected
+
+
+def test_from_airflow_accepts_cron_timetables_from_the_core() -> None:
+    from airflow.timetables.interval import CronDataIntervalTimetable as CoreInterval
+    from airflow.timetables.trigger import CronTriggerTimetable as CoreTrigger
+
+    berlin = pendulum.timezone("Europe/Berlin")
+    expected = ("0 6 * * 1-5", "Europe/Berlin")
     assert from_airflow(CoreTrigger("0 6 * * 1-5", timezone=berlin)) == expected
     assert from_airflow(CoreInterval("0 6 * * 1-5", timezone=berlin), "Europe/Berlin") == expected
     assert from_airflow(CoreTrigger("@daily", timezone=pendulum.UTC)) == ("0 0 * * *", "UTC")
@@ -587,8 +619,9 @@ def test_from_airflow_maps_whole_hour_fixed_offsets_to_etc_zones() -> None:
 
 
 def test_from_airflow_rejects_a_conflicting_timezone_argument() -> None:
-    from airflow.sdk import CronTriggerTimetable
+    from airflow_provider_lightning.version_compat import cron_trigger_timetable
 
+    CronTriggerTimetable = cron_trigger_timetable()
     with pytest.raises(ScheduleError, match="timezone 'Europe/Berlin' conflicts"):
         from_airflow(CronTriggerTimetable("0 6 * * *", timezone="UTC"), "Europe/Berlin")
 

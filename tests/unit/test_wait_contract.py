@@ -13,7 +13,7 @@ import math
 from dataclasses import MISSING, fields
 
 import pytest
-from airflow.sdk.exceptions import AirflowException
+from airflow.providers.common.compat.sdk import AirflowException
 
 from airflow_provider_lightning.api.phases import Phase
 from airflow_provider_lightning.api.state import ResourceState
