@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 import time
@@ -52,6 +53,17 @@ def _mask(secrets: list[str]) -> None:
         return
     for secret in secrets:
         mask_secret(secret)
+
+
+async def _amask(secrets: list[str]) -> None:
+    """:func:`_mask` from an event loop (triggers): the blocking supervisor call must not run on the loop."""
+    try:
+        from airflow.sdk.log import amask_secret
+    except ImportError:  # Airflow < 3.3: the blocking call, in a worker thread
+        await asyncio.to_thread(_mask, secrets)
+        return
+    for secret in secrets:
+        await amask_secret(secret)
 
 
 class LightningHook(BaseHook):
@@ -137,7 +149,7 @@ class LightningHook(BaseHook):
 
     # -- connection ----------------------------------------------------------------------------
 
-    def _settings_from(self, conn: Any, extra: dict[str, Any] | None) -> ConnectionSettings:
+    def _settings_from(self, conn: Any, extra: dict[str, Any] | None, *, mask: bool = True) -> ConnectionSettings:
         if conn is None:
             settings = ConnectionSettings.from_env(self.lightning_conn_id)
             if settings is None:
@@ -153,7 +165,8 @@ class LightningHook(BaseHook):
             )
         else:
             settings = ConnectionSettings.from_connection(conn, extra)
-        _mask(settings.secrets)
+        if mask:
+            _mask(settings.secrets)
         return settings
 
     def _missing_conn_ok(self, error: Exception) -> bool:
@@ -186,7 +199,9 @@ class LightningHook(BaseHook):
                 if not self._missing_conn_ok(error):
                     raise
                 conn, extra = None, None
-            self._settings = self._settings_from(conn, extra)
+            settings = self._settings_from(conn, extra, mask=False)
+            await _amask(settings.secrets)
+            self._settings = settings
         return self._settings
 
     @property

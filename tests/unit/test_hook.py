@@ -156,3 +156,31 @@ def test_invalid_connections_are_rejected_before_any_request(monkeypatch, conn, 
     monkeypatch.setenv("AIRFLOW_CONN_LIGHTNING_DEFAULT", json.dumps({"conn_type": "lightning", **conn}))
     with pytest.raises(LightningConfigError, match=message):
         _ = LightningHook().settings
+
+
+def test_triggers_mask_the_api_key_without_a_blocking_supervisor_call_on_the_event_loop(sim, monkeypatch):
+    """On the triggerer's loop the blocking mask_secret can deadlock on the supervisor: the async masker is used."""
+    import asyncio
+    import threading
+
+    import airflow.sdk.log as sdk_log
+
+    blocking = sdk_log.mask_secret
+    on_loop: list[str] = []
+
+    def guarded(secret, name=None):
+        try:
+            asyncio.get_running_loop()
+            on_loop.append(threading.current_thread().name)
+        except RuntimeError:
+            pass
+        return blocking(secret, name)
+
+    monkeypatch.setattr(sdk_log, "mask_secret", guarded)
+    monkeypatch.setenv("AIRFLOW_CONN_LIGHTNING_MASKED", json.dumps({
+        "conn_type": "lightning", "host": sim.url, "login": sim.user_id, "password": "masked-key-7f3a9c",
+        "extra": {"teamspace": sim.teamspace}}))
+    settings = asyncio.run(LightningHook("lightning_masked").aget_settings())
+    assert settings.api_key == "masked-key-7f3a9c"
+    assert on_loop == []
+    assert "masked-key-7f3a9c" not in str(sdk_log.redact("key=masked-key-7f3a9c"))
