@@ -44,6 +44,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_lightning.operators.deployments",
                     "airflow_provider_lightning.operators.studios",
                     "airflow_provider_lightning.operators.schedules",
+                    "airflow_provider_lightning.operators.secrets",
                 ],
             }
         ],

@@ -12,6 +12,7 @@ from airflow_provider_lightning.api.machines import resolve_machine
 from airflow_provider_lightning.api.names import validate_name
 from airflow_provider_lightning.api.phases import Phase
 from airflow_provider_lightning.api.resources import Finder, LogSource, ResourceKind, put_body
+from airflow_provider_lightning.api.secrets import validate_secret_name
 from airflow_provider_lightning.api.state import ResourceState
 from airflow_provider_lightning.api.transport import ApiCall, Flow, paginate
 
@@ -141,6 +142,39 @@ def validate_env(env: Mapping[str, Any] | None) -> dict[str, str]:
     return dict(env)
 
 
+def validate_job_env(env: Mapping[str, Any] | None) -> dict[str, Any]:
+    """:func:`validate_env`, where a value may also be ``{"fromSecret": "SECRET_NAME"}`` (read from a teamspace
+    secret when the job starts); the secret name is checked like the SDK checks it, before any request."""
+    if env is None:
+        return {}
+    if not isinstance(env, Mapping):
+        raise ValueError(f"env must be a dict of str to str, got {type(env).__name__}")
+    literal = {k: v for k, v in env.items() if not isinstance(v, Mapping)}
+    validate_env(literal)
+    result: dict[str, Any] = {}
+    for key, value in env.items():
+        if isinstance(value, Mapping):
+            validate_env({key: "x"})
+            if set(value) != {"fromSecret"}:
+                raise ValueError(
+                    f"env value of {key!r} must be a string or {{'fromSecret': 'SECRET_NAME'}}, "
+                    f"got a mapping with keys {sorted(map(str, value))}"
+                )
+            validate_secret_name(value["fromSecret"], f"env[{key!r}] fromSecret")
+            result[key] = {"fromSecret": value["fromSecret"]}
+        else:
+            result[key] = value
+    return result
+
+
+def env_entries(env: Mapping[str, Any]) -> list[dict[str, str]]:
+    """``V1EnvVar`` entries: ``{name, value}``, or ``{name, fromSecret}`` for a value read from a secret."""
+    return [
+        {"name": k, "fromSecret": v["fromSecret"]} if isinstance(v, Mapping) else {"name": k, "value": v}
+        for k, v in env.items()
+    ]
+
+
 def parse_path_mappings(mappings: Mapping[str, str] | None) -> list[dict[str, str]]:
     """``{"/data": "conn:sub/path"}`` -> ``[{containerPath, connectionName, connectionPath}]`` (SDK format)."""
     result = []
@@ -164,7 +198,8 @@ class JobRequest:
     :param image: container image (container job); exclusive with ``studio``.
     :param studio: Studio name whose snapshot the job runs in; exclusive with ``image``.
     :param entrypoint: container entrypoint; ``sh -c`` by default when a command is given.
-    :param env: environment variables (str to str).
+    :param env: environment variables: str to str, or str to ``{"fromSecret": "SECRET_NAME"}`` for a value
+        read from a teamspace secret when the job starts.
     :param interruptible: run on a spot/interruptible machine.
     :param cluster_id: cloud account; empty lets Lightning choose.
     :param max_run_attempts: platform-side attempts (1 = no platform retry); None leaves it unset.
@@ -181,7 +216,7 @@ class JobRequest:
     image: str = ""
     studio: str = ""
     entrypoint: str | None = None
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, Any] = field(default_factory=dict)
     interruptible: bool = False
     cluster_id: str = ""
     max_run_attempts: int | None = None
@@ -223,7 +258,7 @@ class JobRequest:
         for tag in self.tags:
             if not isinstance(tag, str) or not tag.strip():
                 raise ValueError(f"tags must be non-empty strings, got {tag!r}")
-        env = validate_env(self.env)
+        env = validate_job_env(self.env)
         if self.path_mappings is not None and not isinstance(self.path_mappings, Mapping):
             raise ValueError(f"path_mappings must be a dict, got {type(self.path_mappings).__name__}")
         parse_path_mappings(self.path_mappings)
@@ -236,7 +271,7 @@ class JobRequest:
             "cloudspaceId": cloudspace_id,
             "clusterId": self.cluster_id or default_cluster_id,
             "command": self.command,
-            "env": [{"name": k, "value": v} for k, v in self.env.items()],
+            "env": env_entries(self.env),
             "image": self.image,
             "imageClusterCredentials": False,
             "imageSecretRef": self.image_secret_ref,

@@ -16,6 +16,7 @@ from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_lightning import CONN_TYPE, DEFAULT_CONN_ID, __version__, get_provider_info
 from airflow_provider_lightning.api import deployments, jobs, logs, studios, teamspaces, wire
+from airflow_provider_lightning.api import secrets as secret_api
 from airflow_provider_lightning.api.errors import LightningApiError, LightningConfigError
 from airflow_provider_lightning.api.jobs import JOB
 from airflow_provider_lightning.api.machines import resolve_machine
@@ -391,7 +392,7 @@ class LightningHook(BaseHook):
         image: str | None = None,
         studio: str | None = None,
         entrypoint: str | None = None,
-        env: Mapping[str, str] | None = None,
+        env: Mapping[str, Any] | None = None,
         interruptible: bool | None = None,
         cluster_id: str | None = None,
         max_run_attempts: int | None = None,
@@ -414,7 +415,8 @@ class LightningHook(BaseHook):
         :param image: container image to run (a container job); exclusive with ``studio``.
         :param studio: name of the Studio whose snapshot the job runs in; exclusive with ``image``.
         :param entrypoint: container entrypoint (image jobs); ``sh -c`` when a command is given.
-        :param env: environment variables, str to str.
+        :param env: environment variables, str to str, or str to ``{"fromSecret": "SECRET_NAME"}`` (the value of
+            a teamspace secret, see :meth:`set_secret`).
         :param interruptible: run on an interruptible (spot) machine.
         :param cluster_id: cloud account to run in; empty lets Lightning choose (or the connection's).
         :param max_run_attempts: attempts Lightning makes itself (1: no platform retry); None leaves it unset.
@@ -442,6 +444,24 @@ class LightningHook(BaseHook):
         if studio is None:
             raise LightningConfigError(f"Studio {name!r} does not exist in teamspace {self.teamspace.slug}")
         return str(studio.get("id", ""))
+
+    def set_secret(self, name: str, value: str) -> secret_api.SetResult:
+        """Create the teamspace's generic secret ``name``, or replace its value; the value is never logged.
+
+        Jobs and multi-machine jobs read it as an environment variable with ``env={"ENV_NAME": {"fromSecret": name}}``,
+        deployments with ``secrets={"ENV_NAME": name}``.
+
+        :param name: the secret's name (letters, digits and ``_``, not starting with a digit).
+        :param value: the value (a string); sent once, in the create or update request body.
+        :return: the secret (id, name, type; no value) and ``action`` ``"created"`` or ``"updated"``.
+        :raises ValueError: the name is invalid (before any request).
+        """
+        secret_api.validate_secret_name(name)
+        return self.run(secret_api.set_secret(self.project_id, name, value))
+
+    def list_secrets(self) -> list[str]:
+        """The names of the teamspace's generic secrets (the API never returns values)."""
+        return [s.name for s in self.run(secret_api.list_secrets(self.project_id)) if s.generic]
 
     def get_job(self, job_id: str | ResourceState, *, kind: str | ResourceKind | None = None) -> ResourceState:
         """Read a job's (or multi-machine job's) current state; LightningApiError 404 when it does not exist.

@@ -36,7 +36,8 @@ class LightningJobOperator(LightningBaseOperator):
     :param entrypoint: container entrypoint (image jobs); ``sh -c`` when a command is given.
     :param machine: machine name (``"CPU"``, ``"A100"``, ``"H100_X_8"``) or slug (``"lit-a100-1"``).
     :param name: base of the job name (default ``<dag_id>-<task_id>``).
-    :param env: environment variables for the job (str to str).
+    :param env: environment variables for the job: str to str, or str to ``{"fromSecret": "SECRET_NAME"}``
+        for a value read from a teamspace secret when the job starts (see ``LightningSetSecretOperator``).
     :param interruptible: use an interruptible (spot) machine.
     :param cluster_id: cloud account; default the connection's ``cluster_id``, else Lightning chooses.
     :param max_run_attempts: platform-side attempts for the job (1 = no platform retry).
@@ -74,7 +75,7 @@ class LightningJobOperator(LightningBaseOperator):
         entrypoint: str | None = None,
         machine: str = "CPU",
         name: str | None = None,
-        env: Mapping[str, str] | None = None,
+        env: Mapping[str, Any] | None = None,
         interruptible: bool = False,
         cluster_id: str = "",
         max_run_attempts: int | None = None,
@@ -127,7 +128,11 @@ class LightningJobOperator(LightningBaseOperator):
 
         env: Any = dict(self.env) if isinstance(self.env, Mapping) else self.env
         if not check_templates and isinstance(env, Mapping):
-            env = {k: value(v, "x") for k, v in env.items()}
+            env = {
+                k: {**v, "fromSecret": value(v["fromSecret"], "x")} if isinstance(v, Mapping) and "fromSecret" in v
+                else value(v, "x")
+                for k, v in env.items()
+            }
         elif not check_templates and is_template(env):
             env = {}
         if self.name and not (not check_templates and is_template(self.name)):

@@ -43,6 +43,8 @@ class JobLifecycle:
         self.jobs = jobs
         self._touch = touch
         self._environments: list[Callable[[Job], dict[str, str]]] = []
+        # ``(project id, secret name) -> value or None``: what ``{"name", "fromSecret"}`` env entries get
+        self.secret_value: Callable[[str, str], str | None] = lambda project_id, name: None
         self.runner = CommandRunner(self._on_line, self._on_exit, kill_grace=self.config.kill_grace)
         self._shim_dir = make_python_shim(self.work_dir / "bin")
         (self.work_dir / "jobs").mkdir(parents=True, exist_ok=True)
@@ -68,6 +70,9 @@ class JobLifecycle:
             job = self.jobs.get(job_id)
             if job is None or job.state != "pending":
                 return
+            secret_env = self._secret_environment(job)
+            if secret_env is None:
+                return
             job.state = "running"
             job.started_ns = now_ns()
             self._touch(job)
@@ -77,7 +82,7 @@ class JobLifecycle:
                 job.logs.append(f"[simulator] timed job: runs {duration:g}s and exits with code {code}", job.started_ns)
                 self.scheduler.call_later(min(duration, limit), self._finish_timed, job.id, duration > limit)
                 return
-            launch = self._launch_plan(job)
+            launch = self._launch_plan(job, secret_env)
         if launch is None:
             self._on_exit(job_id, 0, None)
             return
@@ -97,7 +102,26 @@ class JobLifecycle:
                 self.runner.terminate(job_id, "deleted" if job is None else "stop")
         self.scheduler.call_later(self.config.job_time_limit, self._time_limit, job_id, handle.pid)
 
-    def _launch_plan(self, job: Job) -> tuple[list[str], Path, dict[str, str]] | None:
+    def _secret_environment(self, job: Job) -> dict[str, str] | None:
+        """The values of the job's ``fromSecret`` env entries; ``None`` (the job failed) if a secret is missing."""
+        values: dict[str, str] = {}
+        for item in job.spec.get("env", []):
+            secret = item.get("fromSecret", "")
+            if not secret:
+                continue
+            value = self.secret_value(job.project_id, secret)
+            if value is None:
+                message = (
+                    f"Job failed: environment variable {item['name']!r} references secret {secret!r}, "
+                    "which does not exist in this teamspace"
+                )
+                job.logs.append(f"[simulator] {message}", now_ns())
+                self._fail(job, message)
+                return None
+            values[item["name"]] = value
+        return values
+
+    def _launch_plan(self, job: Job, secret_env: dict[str, str]) -> tuple[list[str], Path, dict[str, str]] | None:
         """argv, working directory and environment of a job (called under the lock)."""
         scratch = self.work_dir / "jobs" / job.id
         env = {
@@ -106,6 +130,7 @@ class JobLifecycle:
             "LIGHTNING_CLOUD_PROJECT_ID": job.project_id,
         }
         env.update(job.env)
+        env.update(secret_env)
         for extra in self._environments:  # e.g. what a multi-machine job injects into its machines
             env.update(extra(job))
         studio_id = job.spec.get("cloudspaceId", "")

@@ -243,6 +243,14 @@ class Api:
         a("GET", "/v1/projects/{projectId}/page-logs", self.page_logs)
         a("GET", "/v1/projects/{projectId}/workload-tags", self.list_tags)
         a("PUT", "/v1/projects/{projectId}/workloads/{workloadType}/{workloadId}/tags", self.set_tags)
+        # teamspace secrets (see .secrets)
+        a("GET", "/v1/projects/{projectId}/secrets", self.list_secrets)
+        a("POST", "/v1/projects/{projectId}/secrets", self.create_secret)
+        a("GET", "/v1/projects/{projectId}/secrets/{id}", self.get_secret)
+        a("PUT", "/v1/projects/{projectId}/secrets/{id}", self.update_secret)
+        a("DELETE", "/v1/projects/{projectId}/secrets/{id}", self.delete_secret)
+        # the SDK reports failed calls (with their arguments, secret values included): accepted and dropped
+        a("POST", "/v1/sdk-command-history", lambda r: {})
         # multi-machine jobs
         a("POST", "/v1/projects/{projectId}/multi-machine-jobs", self.create_mmt)
         a("GET", "/v1/projects/{projectId}/multi-machine-jobs", self.list_mmts)
@@ -584,6 +592,23 @@ class Api:
     def set_tags(self, req: Request) -> dict[str, Any]:
         p = req.params
         return self.store.tags.set_workload_tags(p["projectId"], p["workloadType"], p["workloadId"], req.json_body())
+
+    # ------------------------------------------------------------- secrets
+
+    def list_secrets(self, req: Request) -> dict[str, Any]:
+        return self.store.secrets.list_secrets(req.params["projectId"], req.q("type"))
+
+    def create_secret(self, req: Request) -> dict[str, Any]:
+        return self.store.secrets.create(req.params["projectId"], req.json_body())
+
+    def get_secret(self, req: Request) -> dict[str, Any]:
+        return self.store.secrets.get(req.params["projectId"], req.params["id"])
+
+    def update_secret(self, req: Request) -> dict[str, Any]:
+        return self.store.secrets.update(req.params["projectId"], req.params["id"], req.json_body())
+
+    def delete_secret(self, req: Request) -> dict[str, Any]:
+        return self.store.secrets.delete(req.params["projectId"], req.params["id"])
 
     # ------------------------------------------------------ multi-machine jobs
 

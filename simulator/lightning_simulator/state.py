@@ -4,6 +4,7 @@ Each kind of resource has its own service and module:
 
 * :mod:`.studios` (``store.studios``) and :mod:`.schedules` (``store.schedules``, with the schedule clock);
 * :mod:`.tags` (``store.tags``): workload tags;
+* :mod:`.secrets` (``store.secrets``): teamspace secrets, read by jobs' ``fromSecret`` env entries;
 * :mod:`.jobs` (``store.jobs``): single-machine jobs, run by :mod:`.joblifecycle`;
 * :mod:`.mmt` (``store.mmts``): multi-machine jobs, derived from their sub-jobs;
 * :mod:`.deployments` (``store.deployments``): releases and replicas;
@@ -29,6 +30,7 @@ from .jobs import JobService
 from .mmt import MultiMachineJobService
 from .scheduler import Scheduler
 from .schedules import ScheduleService
+from .secrets import SecretService
 from .studios import StudioService
 from .tags import TagService
 
@@ -51,7 +53,9 @@ class Store:
         self.studios = StudioService(self.context)
         self.schedules = ScheduleService(self.context, self.studios)
         self.tags = TagService(self.context)
+        self.secrets = SecretService(self.context)
         self.jobs = JobService(self.context, self.tags, self.studios)
+        self.jobs.lifecycle.secret_value = self.secrets.value  # spec.env {name, fromSecret}
         self.mmts = MultiMachineJobService(self.context, self.jobs, self.tags)
         self.deployments = DeploymentService(self.context, self.jobs)
         self.jobs.replicas = self.deployments  # GET /jobs?deploymentId= lists replicas
@@ -68,6 +72,7 @@ class Store:
                 "studios": self.studios.to_state(),
                 "schedules": self.schedules.to_state(),
                 "tags": self.tags.to_state(),
+                "secrets": self.secrets.to_state(),
                 "deployments": self.deployments.to_state(),
             }
 
@@ -79,6 +84,7 @@ class Store:
             self.studios.load_state(data.get("studios", []))
             self.schedules.load_state(data.get("schedules") or {})
             self.tags.load_state(data.get("tags", []))
+            self.secrets.load_state(data.get("secrets", []))
             self.context.seq = int(data.get("seq", 0))
             self.mmts.load_state(data.get("mmts", []))
             with self.mmts.deferred():  # MMTs are re-evaluated once all their sub-jobs are back

@@ -274,3 +274,36 @@ def test_unchanged_lightning_sdk_starts_updates_calls_stops_and_restarts_a_deplo
         assert actions.count("Release") == 1 and actions.count("Stop") == 1 and actions.count("Start") == 1
         expected_404 = {f"/v1/projects/{sim.project_id}/deployments/sdk-api/getbyname"}  # before start()
         assert not [r for r in sim.request_log if r.status >= 400 and not (r.status == 404 and r.path in expected_404)]
+
+
+SDK_SECRETS_FLOW = r'''
+import json
+from lightning_sdk import Teamspace
+
+out = {}
+ts = Teamspace("sim-teamspace", org="sim-org")
+ts.set_secret("SDK_TOKEN", "first")
+ts.set_secret("SDK_TOKEN", "second")
+ts.set_secret("TYPED", "hf-value", secret_type="hf_token")
+out["secrets"] = ts.secrets
+try:
+    ts.set_secret("1bad", "SUPER-SECRET-VALUE")
+except ValueError as exc:
+    out["bad_name"] = "ValueError"
+ts.delete_secret("SDK_TOKEN")
+out["after_delete"] = ts.secrets
+print("RESULT " + json.dumps(out))
+'''
+
+
+def test_unchanged_lightning_sdk_sets_lists_and_deletes_teamspace_secrets(tmp_path: Path) -> None:
+    with LightningSimulator(pending_seconds=0.1) as sim:
+        out = run_sdk(sim, SDK_SECRETS_FLOW, tmp_path)
+        assert out["secrets"] == {"SDK_TOKEN": "***REDACTED***"}  # typed secrets are hidden
+        assert out["bad_name"] == "ValueError"
+        assert out["after_delete"] == {}
+        assert sim.store.secrets.value(sim.project_id, "TYPED") == "hf-value"
+        path = f"/v1/projects/{sim.project_id}/secrets"
+        assert [r.status for r in sim.request_log if r.path.startswith(path) and r.method in ("POST", "PUT")] == [
+            200, 200, 200,
+        ]
