@@ -61,7 +61,8 @@ class LightningSetSecretOperator(LightningBaseOperator):
 
     def _read_value(self) -> str:
         """The value from the connection or the Variable, masked at once."""
-        from airflow.providers.common.compat.sdk import BaseHook, Variable, mask_secret
+        from airflow.providers.common.compat.sdk import BaseHook, Variable
+        from airflow.sdk.log import mask_secret  # in airflow.sdk.log on every supported version
 
         from airflow_provider_lightning.api.errors import LightningConfigError
 

@@ -168,7 +168,7 @@ def test_deployment_from_keywords_is_waited_on_until_ready_then_stopped(sim):
 
 def test_upsert_deployment_masks_the_endpoint_token_for_task_code_too(sim):
     """@task users call the hook directly: the endpoint credential must be masked there, not only in the operator."""
-    from airflow.sdk.log import redact
+    from airflow.sdk._shared.secrets_masker import redact
 
     token = f"endpoint-token-{uuid.uuid4().hex}"
     LightningHook().upsert_deployment(name=unique("masked"), image="ghcr.io/x/srv:1", command="python serve.py",
