@@ -45,19 +45,33 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_lightning.operators.studios",
                     "airflow_provider_lightning.operators.schedules",
                     "airflow_provider_lightning.operators.secrets",
+                    "airflow_provider_lightning.operators.drive",
                 ],
             }
         ],
         "sensors": [
             {
                 "integration-name": "Lightning AI",
-                "python-modules": ["airflow_provider_lightning.sensors.lightning"],
+                "python-modules": [
+                    "airflow_provider_lightning.sensors.lightning",
+                    "airflow_provider_lightning.sensors.drive",
+                ],
             }
         ],
         "triggers": [
             {
                 "integration-name": "Lightning AI",
                 "python-modules": ["airflow_provider_lightning.triggers.lightning"],
+            }
+        ],
+        "task-decorators": [
+            {"name": "lightning", "class-name": "airflow_provider_lightning.decorators.lightning.lightning_task"},
+        ],
+        "asset-uris": [
+            {
+                "schemes": ["lightning"],
+                "handler": "airflow_provider_lightning.assets.sanitize_uri",
+                "factory": "airflow_provider_lightning.assets.create_asset",
             }
         ],
         "extra-links": [

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from airflow_provider_lightning.api import wire
+from airflow_provider_lightning.api.drive import artifacts_destination
 from airflow_provider_lightning.api.machines import resolve_machine
 from airflow_provider_lightning.api.names import validate_name
 from airflow_provider_lightning.api.phases import Phase
@@ -208,6 +209,8 @@ class JobRequest:
     :param image_secret_ref: teamspace secret holding registry credentials (image jobs).
     :param allow_custom_machine: pass an unknown machine string through as a raw instance type.
     :param num_machines: machines to run on; 2 or more makes a multi-machine (MMT) job.
+    :param artifacts_destination: where an image job's artifacts persist, ``<connection type>:<connection
+        name>:<path>`` (``spec.artifactsDestination``); a Studio job's always go to the drive's ``jobs/<name>``.
     """
 
     name: str
@@ -225,6 +228,7 @@ class JobRequest:
     image_secret_ref: str = ""
     allow_custom_machine: bool = False
     num_machines: int = 1
+    artifacts_destination: str = ""
 
     @property
     def kind(self) -> ResourceKind:
@@ -249,6 +253,13 @@ class JobRequest:
             raise ValueError("entrypoint can only be set for image jobs, not for Studio jobs")
         if self.studio and self.image_secret_ref:
             raise ValueError("image_secret_ref can only be set for image jobs")
+        if self.artifacts_destination:
+            if self.studio:
+                raise ValueError(
+                    "artifacts_destination can only be set for image jobs: a Studio job's artifacts always go to the "
+                    "teamspace drive folder jobs/<job name>"
+                )
+            artifacts_destination(self.artifacts_destination)
         if self.max_run_attempts is not None and (
             not isinstance(self.max_run_attempts, int) or self.max_run_attempts < 1
         ):
@@ -289,6 +300,8 @@ class JobRequest:
                 spec["entrypoint"] = "sh -c"
         if self.max_run_attempts is not None:
             spec["maxRunAttempts"] = self.max_run_attempts
+        if self.artifacts_destination:
+            spec["artifactsDestination"] = self.artifacts_destination
         body: dict[str, Any] = {"name": self.name, "spec": spec}
         if self.num_machines > 1:  # MMT: run attempts at the top level, no volumes in the spec
             spec.pop("volumes")

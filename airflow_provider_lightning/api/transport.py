@@ -245,6 +245,7 @@ class Transport:
         self._http_transport = http_transport
         self._async_http_transport = async_http_transport
         self._client: httpx.Client | None = None
+        self._storage_client: httpx.Client | None = None
         self._aclient: httpx.AsyncClient | None = None
 
     def __repr__(self) -> str:  # never show headers
@@ -361,10 +362,23 @@ class Transport:
 
     # -- drivers: the only sync/async pair -----------------------------------------------------
 
-    def _send(self, call: ApiCall[T]) -> T:
+    def sync_client(self) -> httpx.Client:
+        """The keep-alive sync client (API host, credentials); byte transfers on the API host use it too."""
         if self._client is None:
             self._client = httpx.Client(transport=self._http_transport, **self._client_kwargs())
-        client = self._client
+        return self._client
+
+    def storage_client(self) -> httpx.Client:
+        """A sync client for presigned storage URLs: no base URL and **no credentials** (a presigned URL carries
+        its own signature; the API token must never reach the storage host)."""
+        if self._storage_client is None:
+            self._storage_client = httpx.Client(
+                transport=self._http_transport, timeout=self.timeout, verify=self.verify, follow_redirects=False
+            )
+        return self._storage_client
+
+    def _send(self, call: ApiCall[T]) -> T:
+        client = self.sync_client()
         deadline = self._deadline(call)
         for attempt in tenacity.Retrying(**self._retry_kwargs(call, deadline)):
             with attempt:
@@ -488,6 +502,9 @@ class Transport:
         if self._client is not None:
             self._client.close()
             self._client = None
+        if self._storage_client is not None:
+            self._storage_client.close()
+            self._storage_client = None
 
     async def aclose(self) -> None:
         """Close both clients."""

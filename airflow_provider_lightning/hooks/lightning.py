@@ -26,6 +26,7 @@ from airflow_provider_lightning.api.resources import ResourceKind
 from airflow_provider_lightning.api.state import ResourceState
 from airflow_provider_lightning.api.teamspaces import Teamspace
 from airflow_provider_lightning.api.transport import Operation, RetryPolicy, Transport
+from airflow_provider_lightning.hooks.drive import LightningDriveMixin
 from airflow_provider_lightning.hooks.settings import ConnectionSettings
 from airflow_provider_lightning.triggers.contract import WaitEvent, WaitSpec
 
@@ -67,7 +68,7 @@ async def _amask(secrets: list[str]) -> None:
         await amask_secret(secret)
 
 
-class LightningHook(BaseHook):
+class LightningHook(LightningDriveMixin, BaseHook):
     """Talk to the Lightning AI API through an Airflow connection of type ``lightning``.
 
     Login is the Lightning user id, password the API key; extras ``teamspace`` (``owner/name``) or
@@ -401,6 +402,7 @@ class LightningHook(BaseHook):
         image_secret_ref: str | None = None,
         allow_custom_machine: bool | None = None,
         num_machines: int | None = None,
+        artifacts_destination: str | None = None,
     ) -> ResourceState:
         """Create a job, multi-machine when ``num_machines >= 2`` (never twice, even when the answer is lost).
 
@@ -425,6 +427,7 @@ class LightningHook(BaseHook):
         :param image_secret_ref: teamspace secret holding the registry credentials (image jobs).
         :param allow_custom_machine: pass an unknown machine string through as a raw instance type.
         :param num_machines: machines to run on; 2 or more makes a multi-machine job (kind ``"mmt"``).
+        :param artifacts_destination: where an image job's artifacts persist (``<type>:<connection>:<path>``).
         :return: the created job's state; its ``kind`` is ``"job"``, or ``"mmt"`` for a multi-machine job.
         :raises ValueError: a bad argument (named), before any request.
         :raises TypeError: a ``JobRequest`` and keyword arguments together, or no name.

@@ -53,6 +53,11 @@ class LightningJobOperator(LightningBaseOperator):
     :param reattach: on a retry, re-attach to the job an earlier try submitted.
     :param num_machines: machines to run on; 2 or more runs a multi-machine (MMT) job
         (see ``LightningMultiMachineJobOperator``).
+    :param artifacts_destination: where an image job's artifacts persist, ``<connection type>:<connection
+        name>:<path>`` (a Studio job's always go to the drive folder ``jobs/<job name>``).
+    :param read_result: return the JSON the job wrote to ``$LIGHTNING_ARTIFACTS_DIR/$AIRFLOW_LIGHTNING_RESULT_FILE``
+        as the task's XCom value (rank 0's for a multi-machine job); on failure it is shown in the error.
+    :param max_result_bytes: the largest result accepted (default 64 KiB).
 
     Also takes the arguments every Lightning operator shares (``lightning_conn_id``, ``teamspace``,
     ``deferrable``, ``poll_interval``), see :class:`~airflow_provider_lightning.operators.base.LightningBaseOperator`.
@@ -61,7 +66,7 @@ class LightningJobOperator(LightningBaseOperator):
     template_fields: Sequence[str] = (
         *LightningBaseOperator.template_fields,
         "command", "image", "studio", "entrypoint", "machine", "name", "env", "cluster_id",
-        "path_mappings", "tags", "image_secret_ref",
+        "path_mappings", "tags", "image_secret_ref", "artifacts_destination",
     )
     template_fields_renderers = {"command": "bash", "env": "json", "path_mappings": "json"}
     operator_extra_links = (LightningJobLink(),)
@@ -88,9 +93,15 @@ class LightningJobOperator(LightningBaseOperator):
         log_tail_lines: int = 20,
         reattach: bool = True,
         num_machines: int = 1,
+        artifacts_destination: str = "",
+        read_result: bool = False,
+        max_result_bytes: int = 64 * 1024,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.artifacts_destination = artifacts_destination
+        self.read_result = bool(read_result)
+        self.max_result_bytes = max_result_bytes
         self.num_machines = num_machines
         self.command = command
         self.image = image
@@ -135,6 +146,18 @@ class LightningJobOperator(LightningBaseOperator):
             }
         elif not check_templates and is_template(env):
             env = {}
+        destination = value(self.artifacts_destination or "", "s3:placeholder:path")
+        if self.read_result:
+            from airflow_provider_lightning.api.results import RESULT_ENV, RESULT_FILE, check_max_bytes
+
+            check_max_bytes(self.max_result_bytes)
+            if not (self.studio or destination):
+                raise ValueError(
+                    "read_result needs the job's files to persist: run it from a Studio (studio=...) or give an image "
+                    "job artifacts_destination='<connection type>:<connection name>:<path>'"
+                )
+            if isinstance(env, Mapping):
+                env = {**env, RESULT_ENV: RESULT_FILE}
         if self.name and not (not check_templates and is_template(self.name)):
             validate_name(self.name, "name")
             if len(self.name) > MAX_NAME_LENGTH - 13:
@@ -156,6 +179,7 @@ class LightningJobOperator(LightningBaseOperator):
             image_secret_ref=self.image_secret_ref,
             allow_custom_machine=self.allow_custom_machine,
             num_machines=self.num_machines,
+            artifacts_destination=destination,
         ).validated()
 
     # -- execution -----------------------------------------------------------------------------
@@ -204,6 +228,8 @@ class LightningJobOperator(LightningBaseOperator):
         url = self._get_hook().job_url(job, studio_name=request.studio)
         ti.xcom_push(key="job_id", value=job.id)
         ti.xcom_push(key="job_name", value=job.name)
+        if request.kind.name == "job":
+            ti.xcom_push(key="artifacts_path", value=self._artifacts_folder(job.name))
         self.publish_url(context, JOB_URL_KEY, url)
         self.log.info("%s page: %s", request.kind.label, url)
         spec = self.wait_spec(
@@ -237,11 +263,62 @@ class LightningJobOperator(LightningBaseOperator):
         result = self._result(state, event.url)
         self.log.info("%s %s completed in %s s (cost %s)", kind_named(event.kind).label, state.name,
                       result["duration_seconds"], result["total_cost"])
-        return result
+        result["artifacts_path"] = self._artifacts_path(event)
+        if not self.read_result:
+            return result
+        from airflow.providers.common.compat.sdk import AirflowException
+
+        from airflow_provider_lightning.api.results import RESULT_FILE
+
+        found, value = self._get_hook().read_job_result(event.resource_id, kind=event.kind,
+                                                        max_bytes=self.max_result_bytes)
+        if not found:
+            raise AirflowException(
+                f"{kind_named(event.kind).label} {state.name} completed without writing a result: read_result=True "
+                f"expects JSON in $LIGHTNING_ARTIFACTS_DIR/{RESULT_FILE} (see $AIRFLOW_LIGHTNING_RESULT_FILE). "
+                f"Job page: {event.url}"
+            )
+        self.log.info("Result of %s: %s", state.name, _short(value))
+        return value
 
     def fail(self, event: WaitEvent) -> Any:
         self._lineage_event = event  # what get_openlineage_facets_on_failure reports
+        if self.read_result and event.resource_id:
+            from dataclasses import replace
+
+            event = replace(event, message=event.message + self._failure_result(event))
         return super().fail(event)
+
+    def _failure_result(self, event: WaitEvent) -> str:
+        """The result a failed job wrote (a ``@task.lightning`` function's remote traceback), for the error."""
+        from airflow_provider_lightning.api.results import describe_error
+
+        try:
+            found, value = self._get_hook().read_job_result(event.resource_id, kind=event.kind,
+                                                            max_bytes=self.max_result_bytes)
+        except Exception as error:  # the job's own failure is what matters; say why there is no result
+            self.log.warning("Could not read the failed job's result: %s", error)
+            return ""
+        if not found:
+            return ""
+        remote = describe_error(value)
+        return f"\n{remote}\n" if remote else f"; result written by the job: {_short(value)}"
+
+    def _artifacts_folder(self, job_name: str) -> str | None:
+        from airflow_provider_lightning.api.drive import artifacts_folder
+
+        return artifacts_folder(job_name, studio_job=bool(self.studio),
+                                destination=self.artifacts_destination or "")
+
+    def _artifacts_path(self, event: WaitEvent) -> str | dict[str, str | None] | None:
+        """The drive folder of the job's artifacts (one per machine job name for a multi-machine job)."""
+        if event.kind == "job":
+            return self._artifacts_folder(event.resource_name)
+        try:
+            return self._get_hook().job_artifacts_folders(event.resource_id, kind=event.kind)
+        except Exception as error:  # informative only: never fail a completed job for it
+            self.log.warning("Could not list the machines' artifact folders: %s", error)
+            return None
 
     # -- OpenLineage ---------------------------------------------------------------------------
 
@@ -273,3 +350,10 @@ class LightningJobOperator(LightningBaseOperator):
             "duration_seconds": state.duration_seconds,
             "total_cost": state.total_cost,
         }
+
+
+def _short(value: Any, limit: int = 500) -> str:
+    import json
+
+    text = json.dumps(value, default=str)
+    return text if len(text) <= limit else text[:limit] + "..."
