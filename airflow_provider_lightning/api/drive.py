@@ -244,6 +244,24 @@ def complete_upload(
     return ApiCall("POST", _url_path(project_id, "blobs", "complete"), json=_blobs_body(blob, cluster_id))
 
 
+def needs_cloud_account(path: str) -> bool:
+    """Whether an upload to ``path`` needs a cloud account (everything but ``lightning_storage/``)."""
+    return not (path == "lightning_storage" or path.startswith("lightning_storage/"))
+
+
+def default_cloud_account(project_id: str) -> Flow[str]:
+    """Flow: the cloud account uploads go to when none is given, as the official client picks it: the teamspace's
+    preferred cluster, else its only cluster binding; "" when it has neither."""
+    project = yield ApiCall("GET", f"/v1/projects/{wire.seg(project_id)}")
+    preferred = wire.text(wire.field(project, "project_settings", {}), "preferred_cluster")
+    if preferred:
+        return preferred
+    bindings = yield ApiCall("GET", f"/v1/projects/{wire.seg(project_id)}/projectclustersbindings")
+    clusters = wire.field(bindings, "clusters", [])
+    ids = {wire.text(c, "cluster_id") for c in clusters if isinstance(c, dict)} - {""}
+    return ids.pop() if len(ids) == 1 else ""
+
+
 def delete_path(project_id: str, path: str, *, folder: bool) -> ApiCall[Any]:
     """Delete a file, or a folder and everything in it."""
     return ApiCall("DELETE", _url_path(project_id, "trees" if folder else "blobs", path), none_if_missing=True)

@@ -1,6 +1,6 @@
 """A job's small JSON result, passed to Airflow without a sidecar.
 
-The convention (``docs/results.rst``): the job writes JSON to
+The convention (the data guide (``docs/operators/data.rst``)): the job writes JSON to
 ``$LIGHTNING_ARTIFACTS_DIR/$AIRFLOW_LIGHTNING_RESULT_FILE``; the platform persists the artifacts folder to the
 teamspace drive, and the operator reads the file from the drive after the job ended, also when it failed. A result
 larger than the limit is an error that says where to put large outputs instead (artifacts, whose path the result

@@ -85,6 +85,8 @@ class LightningDriveMixin:
         local = Path(local_path)
         remote = drive.drive_path(remote_path)
         account = self.settings.cluster_id if cluster_id is None else cluster_id
+        if not account and drive.needs_cloud_account(remote):
+            account = LightningDriveMixin.default_cloud_account(self)
         if local.is_dir():
             files = sorted(p for p in local.rglob("*") if p.is_file())
             if not files:
@@ -108,6 +110,15 @@ class LightningDriveMixin:
             ))
             sent += path.stat().st_size
         return out
+
+    def default_cloud_account(self: _Hook) -> str:
+        """The cloud account uploads go to when neither the call nor the connection names one (the teamspace's
+        preferred cluster, else its only one); read once per hook."""
+        cached: str | None = getattr(self, "_default_cloud_account", None)
+        if cached is None:
+            cached = self.run(drive.default_cloud_account(self.project_id))
+            self._default_cloud_account = cached  # type: ignore[attr-defined]
+        return cached
 
     def download_from_drive(
         self: _Hook,
@@ -230,7 +241,7 @@ class LightningDriveMixin:
         self: _Hook, job: str | ResourceState, *, kind: str = "job", max_bytes: int = results.DEFAULT_MAX_BYTES
     ) -> tuple[bool, Any]:
         """``(found, value)``: the JSON result the job wrote (rank 0 for a multi-machine job), see
-        ``docs/results.rst``. LightningResultError when it is too large or not JSON.
+        the data guide (``docs/operators/data.rst``). LightningResultError when it is too large or not JSON.
 
         :param job: the job's id or state.
         :param kind: ``"job"`` or ``"mmt"``.

@@ -156,8 +156,8 @@ class LightningJobOperator(LightningBaseOperator):
                     "read_result needs the job's files to persist: run it from a Studio (studio=...) or give an image "
                     "job artifacts_destination='<connection type>:<connection name>:<path>'"
                 )
-            if isinstance(env, Mapping):
-                env = {**env, RESULT_ENV: RESULT_FILE}
+            if env is None or isinstance(env, Mapping):
+                env = {**(env or {}), RESULT_ENV: RESULT_FILE}
         if self.name and not (not check_templates and is_template(self.name)):
             validate_name(self.name, "name")
             if len(self.name) > MAX_NAME_LENGTH - 13:
