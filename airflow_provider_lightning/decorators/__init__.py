@@ -1,0 +1,1 @@
+"""TaskFlow decorators of the Lightning provider (``@task.lightning``)."""
