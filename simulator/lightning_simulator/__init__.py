@@ -19,11 +19,13 @@ one Studio ``sim-studio``).
 
 Admin endpoints (no auth, never faulted):
 
-* ``GET /__admin/health``, ``GET /__admin/info`` (url, userId, teamspace, projectId, orgId)
+* ``GET /__admin/health``, ``GET /__admin/info`` (url, userId, teamspace, projectId, orgId, driveRoot)
 * ``GET|POST|DELETE /__admin/faults`` with ``{errorRate, rateLimitRate, retryAfter, latency,
-  dropRate, dropResponseRate, onlyPaths}`` (POST replaces the whole setting; missing keys mean "off").
+  dropRate, dropResponseRate, onlyPaths, maxFaults}`` (POST replaces the whole setting; missing keys mean "off").
   ``dropRate`` closes the connection before the request is processed; ``dropResponseRate`` processes
-  it (e.g. creates the job) and then closes the connection without answering.
+  it (e.g. creates the job) and then closes the connection without answering; ``maxFaults`` injects at most
+  that many faults (``{"errorRate": 1, "maxFaults": 1, "onlyPaths": ["^/__storage/[^/]+/2$"]}``: one failed
+  PUT of part 2 of a drive upload). The presigned ``/__storage/...`` URLs are faulted like API paths.
 * ``GET|POST /__admin/studios`` (POST ``{"name": ...}``)
 * ``GET /__admin/requests``, ``POST /__admin/reset-requests`` (or ``DELETE /__admin/requests``)
 * ``GET /__admin/jobs``, ``GET /__admin/mmts``, ``GET /__admin/deployments``
@@ -56,12 +58,25 @@ with real time and can be moved forward; Studio schedules run their command in t
 it). Python API: ``sim.clock_now()``, ``sim.advance_clock(seconds)``, ``sim.set_clock(when)``,
 ``sim.schedule_runs(id_or_name)``.
 
+Teamspace drive (``/v1/projects/{id}/artifacts/trees|blobs/...``, ``POST .../blobs`` and ``.../blobs/complete``,
+the Studio-scoped ``.../artifacts/cloudspaces/{studioId}/...``; see :mod:`.drive`): files on disk under
+``sim.drive_root / project_id`` (``sim.drive_path("x")``): the ``drive_dir`` setting (``--drive-dir``), else
+``<work_dir>/drive``, else ``<state_file>.drive``, else a temporary folder removed at stop. Uploads PUT their bytes
+to presigned ``{url}/__storage/{uploadId}/{part}?sig=`` URLs (no credentials; ``x-amz-server-side-encryption:
+AES256`` required; ``ETag`` answered). Job processes get ``LIGHTNING_ARTIFACTS_DIR`` (``jobs/<job name>`` of the drive
+for Studio jobs and MMT machines, ``<type>_connections/<name>/<path>`` for ``spec.artifactsDestination``, else a
+scratch folder) and ``LIGHTNING_TEAMSPACE_DIR``. **The /teamspace mount:** the simulator cannot create
+``/teamspace``, so a leading ``/teamspace`` in job and deployment commands and literal env values is rewritten to
+``LIGHTNING_TEAMSPACE_DIR`` (secret values are passed as they are).
+
 Deployments (``/v1/projects/{id}/deployments``, see :mod:`.deployments`): PENDING, then RUNNING once the
 replicas (synthetic jobs listed by ``GET /jobs?deploymentId=``, logs by ``GET /page-logs?deploymentId=``) are
 ready; a PUT changing a release field makes a new release rolled out while the old replicas serve;
 ``autoscaling.maxReplicas`` 0 stops it. ``spec.env`` ``LIGHTNING_SIM_DEPLOYMENT=fail`` or ``=crashloop`` makes
 the replicas fail or crash-loop. A ready deployment is served at ``{url}/serve/{deploymentId}`` (``GET /health``,
-anything else echoed as JSON; ``endpoint.auth`` enforced). Python API: ``sim.deployments()``,
+anything else echoed as JSON; ``endpoint.auth`` enforced). ``fromSecret`` env entries get the secret's value
+(a missing secret fails the replicas); replicas run no process, so ``sim.deployment_replica(id_or_name)`` shows the
+resolved ``env`` and ``command``; the API never returns secret values. Python API: ``sim.deployments()``,
 ``sim.get_deployment(id_or_name)``, ``sim.wait_for_deployment(id_or_name, "RUNNING" or predicate)``.
 """
 

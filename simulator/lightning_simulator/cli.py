@@ -33,8 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="lightning-simulator",
         description="Local simulator of the Lightning AI REST API (jobs, multi-machine jobs, logs, teamspaces, "
-        "Studios). It runs the commands submitted to it as local processes under this user: keep it on "
-        "127.0.0.1.",
+        "Studios, the teamspace drive). It runs the commands submitted to it as local processes under this user: "
+        "keep it on 127.0.0.1.",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; loopback only)")
     p.add_argument(
@@ -71,6 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--state-file", type=Path, default=None, help="JSON file that keeps jobs across restarts")
     p.add_argument("--work-dir", type=Path, default=None, help="folder for job and Studio files (default: temp)")
+    p.add_argument(
+        "--drive-dir",
+        type=Path,
+        default=None,
+        help="folder of the teamspace drive, one subfolder per teamspace (default: WORK_DIR/drive, else "
+        "STATE_FILE.drive, else a temporary folder removed at exit)",
+    )
     p.add_argument("--seed", type=int, default=None, help="seed for fault and id randomness")
     p.add_argument("--verbose", action="store_true", help="log every request to stderr")
     p.add_argument(
@@ -109,6 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         drop_response_rate=args.drop_response_rate,
         state_file=args.state_file,
         work_dir=args.work_dir,
+        drive_dir=args.drive_dir,
         seed=args.seed,
         verbose=args.verbose,
         strict=not args.lenient,

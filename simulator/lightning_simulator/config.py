@@ -45,6 +45,8 @@ class SimulatorConfig:
     drop_response_rate: float = 0.0
     state_file: Path | None = None
     work_dir: Path | None = None
+    # the teamspace drive (see .drive); default: <work_dir>/drive, else <state_file>.drive, else a temporary folder
+    drive_dir: Path | None = None
     seed: int | None = None
     max_log_lines: int = 200_000
     max_request_log: int = 200_000
@@ -64,9 +66,21 @@ class SimulatorConfig:
             self.state_file = Path(self.state_file)
         if self.work_dir is not None:
             self.work_dir = Path(self.work_dir)
+        if self.drive_dir is not None:
+            self.drive_dir = Path(self.drive_dir)
         for name in ("pending_seconds", "stop_seconds", "job_time_limit", "kill_grace"):
             if float(getattr(self, name)) < 0:
                 raise ValueError(f"{name} must be >= 0")
+
+    def drive_root(self, work_dir: Path) -> Path:
+        """Where the teamspace drive lives: ``drive_dir``; else ``<work_dir>/drive`` when ``work_dir`` is set;
+        else ``<state_file>.drive`` beside the state file; else ``<work_dir>/drive`` of the temporary work folder
+        (``work_dir``: the folder actually used), removed at stop."""
+        if self.drive_dir is not None:
+            return self.drive_dir
+        if self.work_dir is None and self.state_file is not None:
+            return self.state_file.with_name(self.state_file.name + ".drive")
+        return work_dir / "drive"
 
     @property
     def owner_name(self) -> str:

@@ -18,6 +18,12 @@ value; read-only fields (``status``, ``currentState``, ``id``, ...) are ignored.
 ``{simulator url}/serve/{deploymentId}``, answered by :meth:`DeploymentService.serve` (503 while no replica
 is ready, 404 once deleted).
 
+Replica environment: when a replica comes up, its ``spec.env`` entries ``{"name", "fromSecret"}`` get the
+teamspace secret's value (a missing secret fails the replica, and so the deployment, naming the variable and the
+secret), literal values and the command get the ``/teamspace`` mount of :mod:`.drive`, and
+``LIGHTNING_TEAMSPACE_DIR`` is set. Replicas run no process, so this environment is only visible to Python
+(:meth:`DeploymentService.replica_runtime`); the API returns ``fromSecret`` entries as sent, never a value.
+
 Failure knob, read from a release's ``spec.env`` (``LIGHTNING_SIM_DEPLOYMENT``):
 
 * ``fail``: every replica fails its health check: ``failingReplicas`` > 0, ``status.message`` says
@@ -42,6 +48,7 @@ from urllib.parse import parse_qs
 
 from .auth import unauthenticated
 from .context import ServiceContext
+from .drive import DriveService, mount_teamspace
 from .jobrecord import Job, job_cost
 from .jobs import JobService
 from .jobspec import normalize_spec
@@ -394,6 +401,8 @@ class Replica:
     release_id: str
     index: int
     crash_loop: bool = False
+    env: dict[str, str] | None = field(default=None, repr=False)  # resolved when it came up (not saved)
+    command: str = ""  # the command as its container would run it (``/teamspace`` mounted)
 
     @property
     def live(self) -> bool:
@@ -591,6 +600,9 @@ class DeploymentService:
         seed = context.config.seed
         self._rng = random.Random(None if seed is None else f"deployments-{seed}")
         self.base_url = ""  # the simulator's URL, set once its server listens (for status.urls)
+        # ``(project id, secret name) -> value or None``: what ``{"name", "fromSecret"}`` env entries get
+        self.secret_value: Callable[[str, str], str | None] = lambda project_id, name: None
+        self.drive: DriveService | None = None  # the /teamspace mount of commands and env values
 
     # ------------------------------------------------------------ helpers
 
@@ -1157,6 +1169,12 @@ class DeploymentService:
                 return
             dep, pod = found
             spec = dep.release(pod.release_id).spec
+            runtime = self._runtime(dep.project_id, spec)
+            if isinstance(runtime, str):
+                self._fail(dep, pod, f"replica {pod.index} failed: {runtime}", "SecretNotFound")
+                self._reconcile(dep)
+                return
+            pod.env, pod.command = runtime
             mode = release_mode(spec)
             check = _health_check(spec, dep.endpoint["ports"])
             command = " ".join(part for part in (spec["entrypoint"], spec["command"]) if part)
@@ -1185,19 +1203,76 @@ class DeploymentService:
         dep.served = True
         self._event(dep, EVENT_INFO, "ReplicaReady", "Ready", f"replica {pod.index} is ready", job.id)
 
-    def _fail(self, dep: Deployment, pod: Replica, message: str) -> None:
+    def _runtime(self, project_id: str, spec: dict[str, Any]) -> tuple[dict[str, str], str] | str:
+        """A replica's environment and command, or why it cannot start (a missing secret).
+
+        :param project_id: the teamspace.
+        :param spec: the release's spec.
+        """
+        env: dict[str, str] = {}
+        teamspace = str(self.drive.teamspace_dir(project_id)) if self.drive is not None else ""
+
+        def mount(text: str) -> str:
+            return mount_teamspace(text, teamspace) if teamspace else text
+
+        for item in spec["env"]:
+            secret = item.get("fromSecret", "")
+            if not secret:
+                env[item["name"]] = mount(item["value"])
+                continue
+            value = self.secret_value(project_id, secret)
+            if value is None:
+                return (
+                    f"environment variable {item['name']!r} references secret {secret!r}, "
+                    "which does not exist in this teamspace"
+                )
+            env[item["name"]] = value
+        if teamspace:
+            env["LIGHTNING_TEAMSPACE_DIR"] = teamspace
+        command = " ".join(mount(part) for part in (spec["entrypoint"], spec["command"]) if part)
+        return env, command
+
+    def replica_runtime(self, id_or_name: str) -> dict[str, Any] | None:
+        """Python API: ``{jobId, release, command, env}`` of the newest ready replica, ``None`` when none is ready.
+
+        ``env`` holds the resolved secret values: it is never sent over HTTP.
+
+        :param id_or_name: the deployment's id or name.
+        """
+        with self.lock:
+            dep = self.items.get(id_or_name) or next((d for d in self.items.values() if d.name == id_or_name), None)
+            if dep is None:
+                raise KeyError(id_or_name)
+            ready = [p for p in dep.pods if p.job.state == "running"]
+            if not ready:
+                return None
+            pod = max(ready, key=lambda p: (dep.release(p.release_id).version, p.job.created_ns))
+            if pod.env is None:  # restored from the state file: resolved again
+                runtime = self._runtime(dep.project_id, dep.release(pod.release_id).spec)
+                if isinstance(runtime, str):
+                    return None
+                pod.env, pod.command = runtime
+            return {
+                "jobId": pod.job.id,
+                "release": dep.release(pod.release_id).version,
+                "command": pod.command,
+                "env": dict(pod.env),
+            }
+
+    def _fail(self, dep: Deployment, pod: Replica, message: str, reason: str = "HealthCheckFailed") -> None:
         """Mark a replica failed.
 
         :param dep: the deployment.
         :param pod: the replica.
         :param message: why (becomes ``status.message``).
+        :param reason: the event's one-word reason.
         """
         job = pod.job
         job.state = "failed"
         job.message = job.server_error = message
         job.started_ns = job.stopped_ns = job.updated_ns = now_ns()
         pod.log(f"error: {message}")
-        self._event(dep, EVENT_WARNING, "ReplicaFailed", "HealthCheckFailed", message, job.id)
+        self._event(dep, EVENT_WARNING, "ReplicaFailed", reason, message, job.id)
 
     def _crash(self, dep: Deployment, pod: Replica) -> None:
         """Make a replica crash-loop for ever (it stays pending and counts as failing).

@@ -25,6 +25,9 @@ class FaultConfig:
     At most one fault hits a request; they are drawn in the order drop, 429, 503, drop-response.
     ``only_paths``: when set, only requests whose path matches one of these regular
     expressions (``re.search``, so a plain prefix such as ``/v1/projects`` works) are faulted.
+    ``max_faults``: when set, at most this many faults (drops, 429s, 503s, lost answers) are injected;
+    then requests pass untouched until the setting is replaced. ``{"errorRate": 1, "maxFaults": 1,
+    "onlyPaths": ["^/__storage/[^/]+/2$"]}`` fails exactly one PUT of part 2 of a drive upload.
     """
 
     error_rate: float = 0.0
@@ -34,6 +37,7 @@ class FaultConfig:
     drop_rate: float = 0.0
     drop_response_rate: float = 0.0
     only_paths: list[str] | None = field(default=None)
+    max_faults: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("error_rate", "rate_limit_rate", "drop_rate", "drop_response_rate"):
@@ -52,6 +56,12 @@ class FaultConfig:
             self.only_paths = [as_str(p) for p in self.only_paths]
             for pattern in self.only_paths:
                 re.compile(pattern)
+        if self.max_faults is not None:
+            if isinstance(self.max_faults, bool) or float(self.max_faults) != int(self.max_faults):
+                raise ValueError(f"max_faults must be a whole number, got {self.max_faults!r}")
+            self.max_faults = int(self.max_faults)
+            if self.max_faults < 0:
+                raise ValueError(f"max_faults must be >= 0, got {self.max_faults}")
 
     def to_api(self) -> dict[str, Any]:
         """camelCase JSON form (as ``GET /__admin/faults`` returns it)."""
@@ -96,6 +106,7 @@ class FaultInjector:
         self._config = config or FaultConfig()
         self._compiled = self._compile(self._config.only_paths)
         self._rng = random.Random(seed)
+        self._injected = 0  # faults injected under the current configuration (see ``max_faults``)
 
     @staticmethod
     def _compile(patterns: Iterable[str] | None) -> list[re.Pattern[str]] | None:
@@ -113,6 +124,13 @@ class FaultInjector:
         with self._lock:
             self._config = config
             self._compiled = compiled
+            self._injected = 0
+
+    @property
+    def injected(self) -> int:
+        """How many faults the current configuration has injected."""
+        with self._lock:
+            return self._injected
 
     def clear(self) -> None:
         """Turn every fault off."""
@@ -126,6 +144,8 @@ class FaultInjector:
                 return NO_FAULT
             if self._compiled is not None and not any(p.search(path) for p in self._compiled):
                 return NO_FAULT
+            if cfg.max_faults is not None and self._injected >= cfg.max_faults:
+                return FaultDecision(latency=cfg.latency) if cfg.latency else NO_FAULT
             action: str | None = None
             if cfg.drop_rate and self._rng.random() < cfg.drop_rate:
                 action = "drop"
@@ -135,4 +155,6 @@ class FaultInjector:
                 action = "503"
             elif cfg.drop_response_rate and self._rng.random() < cfg.drop_response_rate:
                 action = "drop_response"
+            if action is not None:
+                self._injected += 1
             return FaultDecision(latency=cfg.latency, action=action, retry_after=cfg.retry_after)

@@ -5,7 +5,11 @@
     PUT {"state": "stop"} -> stop --(stop_seconds)--> stopping (process group killed) -> stopped
 
 Commands run for real (:mod:`.runner`) in a scratch folder, a copy of the Studio's folder for Studio jobs;
-timed jobs (``timed_jobs``) run none and end on a timer.
+timed jobs (``timed_jobs``) run none and end on a timer. ``LIGHTNING_ARTIFACTS_DIR`` is the job's artifacts
+folder, created before the command starts: ``jobs/<name>`` of the drive for Studio jobs, the
+``artifactsDestination`` folder for image jobs that name one, else a scratch folder outside the drive (see
+:mod:`.drive`). A leading ``/teamspace`` in the command, the entrypoint and literal env values is rewritten to
+the teamspace's drive folder, also given as ``LIGHTNING_TEAMSPACE_DIR``.
 """
 
 from __future__ import annotations
@@ -15,10 +19,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .context import ServiceContext
+from .drive import DriveService, mount_teamspace
 from .jobrecord import STOPPING_STATES, TERMINAL_STATES, Job
 from .runner import CommandRunner, image_job_argv, job_environment, make_python_shim, studio_job_argv
 from .studios import StudioService
-from .wire import now_ns
+from .wire import ApiError, now_ns
 
 
 class JobLifecycle:
@@ -45,6 +50,7 @@ class JobLifecycle:
         self._environments: list[Callable[[Job], dict[str, str]]] = []
         # ``(project id, secret name) -> value or None``: what ``{"name", "fromSecret"}`` env entries get
         self.secret_value: Callable[[str, str], str | None] = lambda project_id, name: None
+        self.drive: DriveService | None = None  # the teamspace drive: artifacts folders and the /teamspace mount
         self.runner = CommandRunner(self._on_line, self._on_exit, kill_grace=self.config.kill_grace)
         self._shim_dir = make_python_shim(self.work_dir / "bin")
         (self.work_dir / "jobs").mkdir(parents=True, exist_ok=True)
@@ -124,15 +130,25 @@ class JobLifecycle:
     def _launch_plan(self, job: Job, secret_env: dict[str, str]) -> tuple[list[str], Path, dict[str, str]] | None:
         """argv, working directory and environment of a job (called under the lock)."""
         scratch = self.work_dir / "jobs" / job.id
+        drive_env = self._drive_environment(job)
+        if drive_env is None:
+            return None  # the job failed
+        teamspace = drive_env.get("LIGHTNING_TEAMSPACE_DIR", "")
+
+        def mount(text: str) -> str:
+            return mount_teamspace(text, teamspace) if teamspace else text
+
         env = {
             "LIGHTNING_JOB_ID": job.id,
             "LIGHTNING_JOB_NAME": job.name,
             "LIGHTNING_CLOUD_PROJECT_ID": job.project_id,
         }
-        env.update(job.env)
+        env.update({name: mount(value) for name, value in job.env.items()})  # literal values only
         env.update(secret_env)
         for extra in self._environments:  # e.g. what a multi-machine job injects into its machines
             env.update(extra(job))
+        env.update(drive_env)
+        command = mount(job.spec.get("command", ""))
         studio_id = job.spec.get("cloudspaceId", "")
         if studio_id:
             studio = self.studios.records.get(studio_id)
@@ -146,10 +162,10 @@ class JobLifecycle:
             env["LIGHTNING_CLOUD_SPACE_ID"] = studio_id
             if studio is not None:
                 env.setdefault("LIGHTNING_STUDIO_NAME", studio.name)
-            argv = studio_job_argv(job.spec.get("command", ""))
+            argv = studio_job_argv(command)
         else:
             scratch.mkdir(parents=True, exist_ok=True)
-            maybe_argv = image_job_argv(job.spec.get("entrypoint", ""), job.spec.get("command", ""))
+            maybe_argv = image_job_argv(mount(job.spec.get("entrypoint", "")), command)
             if maybe_argv is None:
                 job.logs.append(
                     f"[simulator] image {job.spec.get('image', '')!r} has no command; its default "
@@ -159,6 +175,25 @@ class JobLifecycle:
                 return None
             argv = maybe_argv
         return argv, scratch, job_environment(env, self._shim_dir)
+
+    def _drive_environment(self, job: Job) -> dict[str, str] | None:
+        """``LIGHTNING_ARTIFACTS_DIR`` (created) and ``LIGHTNING_TEAMSPACE_DIR``; ``None`` (the job failed) when the
+        artifacts folder cannot be made (called under the lock)."""
+        if self.drive is None:
+            return {}
+        try:
+            teamspace = self.drive.teamspace_dir(job.project_id)
+            artifacts = self.drive.job_artifacts_dir(job.project_id, job.spec, job.name)
+            if artifacts is None:  # an image job without artifactsDestination: nothing is kept
+                artifacts = self.work_dir / "artifacts" / job.id
+            artifacts.mkdir(parents=True, exist_ok=True)
+        except (ApiError, OSError) as exc:
+            reason = exc.message if isinstance(exc, ApiError) else str(exc)
+            message = f"Job failed: could not create its artifacts folder: {reason}"
+            job.logs.append(f"[simulator] {message}", now_ns())
+            self._fail(job, message)
+            return None
+        return {"LIGHTNING_ARTIFACTS_DIR": str(artifacts), "LIGHTNING_TEAMSPACE_DIR": str(teamspace)}
 
     def _fail(self, job: Job, message: str) -> None:
         job.state = "failed"
@@ -260,6 +295,7 @@ class JobLifecycle:
         """Kill a forgotten job's command at once and remove its scratch folder (not under the lock)."""
         self.runner.terminate(job_id, "deleted", grace=0)
         shutil.rmtree(self.work_dir / "jobs" / job_id, ignore_errors=True)
+        shutil.rmtree(self.work_dir / "artifacts" / job_id, ignore_errors=True)
 
     def shutdown(self) -> None:
         """Kill every running command (their jobs end as failed)."""

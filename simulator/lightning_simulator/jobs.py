@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from .catalog import DEFAULT_CLUSTER_ID
 from .context import ServiceContext, unique_name
+from .drive import check_artifacts_destination
 from .joblifecycle import JobLifecycle
 from .jobrecord import Job, job_cost
 from .jobspec import normalize_spec, parse_timed_env
@@ -109,6 +110,8 @@ class JobService:
             raise invalid("either spec.image or spec.cloudspaceId must be set")
         if not spec["clusterId"]:
             spec["clusterId"] = DEFAULT_CLUSTER_ID
+        if spec["artifactsDestination"]:
+            check_artifacts_destination(spec["artifactsDestination"])
         if not spec["instanceName"] and not spec["instanceType"]:
             spec["instanceName"] = "cpu-4"
 

@@ -76,7 +76,7 @@ class SecretService:
                     raise ApiError(GRPC_ALREADY_EXISTS, f"a secret named {name!r} of type {kind} already exists")
             created = rfc3339(now_ns())
             ident = self.context.identity
-            record = {
+            record: dict[str, Any] = {
                 "id": self.context.new_id("secret", self.records),
                 "name": name,
                 "type": kind,

@@ -1,5 +1,6 @@
 """HTTP layer: a keep-alive ``ThreadingHTTPServer``, routing, auth, fault injection and
-JSON encoding for the Lightning REST paths, the admin paths and the signed log URLs.
+JSON encoding for the Lightning REST paths, the admin paths, the signed log URLs and the presigned
+storage URLs of drive uploads (``/__storage/...``, see :mod:`.drive`).
 """
 
 from __future__ import annotations
@@ -17,11 +18,21 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from . import catalog
 from .auth import Authenticator
+from .drive import (
+    BLOB_QUERY,
+    SSE_HEADER,
+    SSE_VALUE,
+    TREE_QUERY,
+    Scope,
+    StorageError,
+    query_error,
+    shape_error,
+)
 from .faults import NO_FAULT, FaultConfig, FaultInjector
 from .identity import Identity
 from .requestlog import RequestLog
@@ -44,6 +55,59 @@ from .wire import (
 log = logging.getLogger(__name__)
 
 LEGACY_PAGE_LINES = 1000
+BODY_CHUNK = 1 << 20  # bytes read or written at a time when a body is streamed
+
+
+class BodyStream:
+    """A request body read piece by piece from the connection (``Content-Length`` or chunked)."""
+
+    def __init__(self, rfile: Any, length: int, chunked: bool) -> None:
+        self._rfile = rfile
+        self._left = max(0, length)
+        self._chunked = chunked
+        self._chunk_left = 0
+        self.done = not chunked and self._left == 0
+
+    def read(self, size: int = BODY_CHUNK) -> bytes:
+        """Up to ``size`` bytes of the body, ``b""`` at its end; ``ConnectionError`` if the client hangs up early."""
+        if self.done:
+            return b""
+        if not self._chunked:
+            data = self._rfile.read(min(size, self._left))
+            if not data:
+                raise ConnectionError("the client closed the connection before the end of the body")
+            self._left -= len(data)
+            self.done = self._left == 0
+            return data
+        if self._chunk_left == 0:
+            size_line = self._rfile.readline(65537)
+            if not size_line:
+                raise ConnectionError("the client closed the connection before the end of the body")
+            self._chunk_left = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
+            if self._chunk_left == 0:
+                while self._rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                    pass
+                self.done = True
+                return b""
+        data = self._rfile.read(min(size, self._chunk_left))
+        if not data:
+            raise ConnectionError("the client closed the connection before the end of the body")
+        self._chunk_left -= len(data)
+        if self._chunk_left == 0:
+            self._rfile.readline(65537)
+        return data
+
+    def read_all(self) -> bytes:
+        """The rest of the body."""
+        chunks = []
+        while chunk := self.read():
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def drain(self) -> None:
+        """Read and drop the rest of the body (so the connection can serve the next request)."""
+        while self.read():
+            pass
 
 
 @dataclass
@@ -60,6 +124,7 @@ class Request:
     raw_body: bytes = b""
     raw_query: str = ""
     authorization: str = ""  # kept out of ``headers``; only the served deployment endpoints read it
+    stream: BodyStream | None = None  # the unread body of a ``stream`` route
 
     def q(self, name: str, default: str = "") -> str:
         """First value of query parameter ``name`` (camelCase; snake_case was normalised)."""
@@ -77,13 +142,16 @@ class Request:
 
 @dataclass
 class Response:
-    """What a route handler answers: JSON (``body``) or raw bytes (``raw``)."""
+    """What a route handler answers: JSON (``body``), raw bytes (``raw``) or an open file streamed in chunks
+    (``file``, ``file_size`` bytes; closed once sent). A 204 has no body."""
 
     status: int = 200
     body: Any = None
     raw: bytes | None = None
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
+    file: BinaryIO | None = None
+    file_size: int = 0
 
 
 Handler = Callable[[Request], Any]
@@ -94,7 +162,9 @@ class Route:
     """A method plus a path pattern such as ``/v1/projects/{projectId}/jobs/{id}``.
 
     A last segment ``{name*}`` matches the rest of the path (zero or more segments). A ``raw`` route
-    gets its body unparsed (``Request.raw_body``) instead of as JSON.
+    gets its body unparsed (``Request.raw_body``) instead of as JSON; a ``stream`` route gets it unread
+    (``Request.stream``), to copy large bodies without holding them in memory. ``wire=False`` routes are
+    not in the OpenAPI snapshot and check their own shapes in strict wire mode.
     """
 
     method: str
@@ -102,6 +172,8 @@ class Route:
     handler: Handler
     auth: bool = True
     raw: bool = False
+    stream: bool = False
+    wire: bool = True
 
     def match(self, method: str, parts: list[str]) -> dict[str, str] | None:
         """Path parameters if ``parts`` matches (``None`` otherwise)."""
@@ -155,9 +227,18 @@ class Api:
 
     # ---------------------------------------------------------- registration
 
-    def add(self, method: str, pattern: str, handler: Handler, auth: bool = True, raw: bool = False) -> None:
-        """Register a route (earlier routes win; see :class:`Route` for ``raw``)."""
-        self.routes.append(Route(method, pattern.lstrip("/").split("/"), handler, auth, raw))
+    def add(
+        self,
+        method: str,
+        pattern: str,
+        handler: Handler,
+        auth: bool = True,
+        raw: bool = False,
+        stream: bool = False,
+        wire: bool = True,
+    ) -> None:
+        """Register a route (earlier routes win; see :class:`Route` for ``raw``, ``stream`` and ``wire``)."""
+        self.routes.append(Route(method, pattern.lstrip("/").split("/"), handler, auth, raw or stream, stream, wire))
 
     def _register(self) -> None:
         a = self.add
@@ -184,6 +265,8 @@ class Api:
         # signed log URLs (no Authorization header, like a cloud-storage link)
         a("GET", "/__sim/logs/{id}", self.signed_log_text, auth=False)
         a("GET", "/__sim/jobs/{id}/log-pages/{page}", self.signed_log_page, auth=False)
+        # presigned storage URLs of drive uploads (no Authorization; faulted like API paths)
+        a("PUT", "/__storage/{uploadId}/{part}", self.storage_put, auth=False, stream=True)
         # auth
         a("POST", "/v1/auth/login", self.login, auth=False)
         a("POST", "/v1/auth/refresh", self.refresh)
@@ -269,6 +352,15 @@ class Api:
         a("GET", "/v1/projects/{projectId}/deployments/{id}", self.get_deployment)
         a("PUT", "/v1/projects/{projectId}/deployments/{id}", self.update_deployment)
         a("DELETE", "/v1/projects/{projectId}/deployments/{id}", self.delete_deployment)
+        # the teamspace drive (see .drive): not in the OpenAPI client, raw requests in the SDK
+        drive = "/v1/projects/{projectId}/artifacts"
+        for scope in (drive, drive + "/cloudspaces/{studioId}"):
+            a("GET", scope + "/trees/{path*}", self.drive_list, wire=False)
+            a("DELETE", scope + "/trees/{path*}", self.drive_delete_tree, wire=False)
+            a("POST", scope + "/blobs/complete", self.drive_complete, wire=False)
+            a("POST", scope + "/blobs", self.drive_upload, wire=False)
+            a("GET", scope + "/blobs/{path*}", self.drive_download, wire=False)
+            a("DELETE", scope + "/blobs/{path*}", self.drive_delete_blob, wire=False)
         a("GET", "/v1/projects/{projectOwnerName}/{projectName}/jobs/{jobName}", self.get_job_by_slugs)
         a("GET", "/v1/projects/{owner}/{teamspace}/deployments/{name}", self.get_deployment_by_slugs)
 
@@ -293,6 +385,11 @@ class Api:
             raise ApiError(7, "permission denied: invalid or missing signature")
         return job_id
 
+    def sign_storage(self, upload_id: str, part: int) -> str:
+        """Signature of the presigned URL of one part of a drive upload."""
+        message = f"storage:{upload_id}:{part}".encode()
+        return hmac.new(self.secret, message, hashlib.sha256).hexdigest()[:40]
+
     # -------------------------------------------------------------- admin
 
     def admin_info(self, req: Request) -> dict[str, Any]:
@@ -305,6 +402,7 @@ class Api:
             "projectId": ident.project_id,
             "orgId": ident.org_id,
             "clusterId": catalog.DEFAULT_CLUSTER_ID,
+            "driveRoot": str(self.store.drive.root),
         }
 
     def admin_set_faults(self, req: Request) -> dict[str, Any]:
@@ -671,6 +769,76 @@ class Api:
     def serve_deployment(self, req: Request) -> dict[str, Any]:
         return self.store.deployments.serve(req.params["id"], req, self.auth.check)
 
+    # ---------------------------------------------------------------- drive
+
+    def _drive_scope(self, req: Request, query: frozenset[str] = frozenset(), body: str = "") -> Scope:
+        """The request's drive scope, after the strict-mode check of its query and body (Appendix B shapes)."""
+        if self.wire_models is not None:
+            where = f"{req.method} {req.path}"
+            name = query_error(req.query, query)
+            if name is not None:
+                raise invalid(f'unknown query parameter "{name}" of {where} (strict wire mode; --lenient accepts it)')
+            field_name = shape_error(body, req.body) if body else None
+            if field_name is not None:
+                raise invalid(
+                    f'unknown field "{field_name}" in body of {where} (strict wire mode: the drive\'s JSON shape '
+                    "has no such field; --lenient accepts it)"
+                )
+        return self.store.drive.scope(req.params["projectId"], req.params.get("studioId", ""))
+
+    def _drive_done(self, req: Request) -> Any:
+        """What a delete answers: ``{}``, or an empty 204 in the Studio scope (what the SDK's Studio expects)."""
+        return Response(204, raw=b"") if req.params.get("studioId") else {}
+
+    def drive_list(self, req: Request) -> dict[str, Any]:
+        scope = self._drive_scope(req, TREE_QUERY)
+        return self.store.drive.list_tree(scope, req.params["path"], req.query)
+
+    def drive_download(self, req: Request) -> Response:
+        scope = self._drive_scope(req, BLOB_QUERY)
+        handle, size = self.store.drive.open_blob(scope, req.params["path"])
+        return Response(content_type="application/octet-stream", file=handle, file_size=size)
+
+    def drive_upload(self, req: Request) -> dict[str, Any]:
+        scope = self._drive_scope(req, body="upload")
+        base = req.base_url
+
+        def url_for(upload_id: str, part: int) -> str:
+            return f"{base}/__storage/{upload_id}/{part}?sig={self.sign_storage(upload_id, part)}"
+
+        return self.store.drive.request_upload(scope, req.json_body(), url_for)
+
+    def drive_complete(self, req: Request) -> dict[str, Any]:
+        scope = self._drive_scope(req, body="complete")
+        return self.store.drive.complete(scope, req.json_body())
+
+    def drive_delete_blob(self, req: Request) -> Any:
+        self.store.drive.delete_blob(self._drive_scope(req), req.params["path"])
+        return self._drive_done(req)
+
+    def drive_delete_tree(self, req: Request) -> Any:
+        self.store.drive.delete_tree(self._drive_scope(req), req.params["path"])
+        return self._drive_done(req)
+
+    def storage_put(self, req: Request) -> Response:
+        """``PUT /__storage/{uploadId}/{part}?sig=``: one part of a drive upload, S3-style answers."""
+        upload_id, part_text = req.params["uploadId"], req.params["part"]
+        try:
+            part = int(part_text) if part_text.isdigit() else 0
+            if not part or not hmac.compare_digest(req.q("sig"), self.sign_storage(upload_id, part)):
+                raise StorageError(403, "SignatureDoesNotMatch", "the request signature does not match this URL")
+            if req.headers.get(SSE_HEADER) != SSE_VALUE:
+                raise StorageError(
+                    403,
+                    "AccessDenied",
+                    f"this URL was signed with the header {SSE_HEADER}: {SSE_VALUE}, which the request must send",
+                )
+            assert req.stream is not None
+            etag = self.store.drive.put_part(upload_id, part, req.stream)
+        except StorageError as exc:
+            return Response(exc.status, raw=exc.xml(), content_type="application/xml")
+        return Response(200, raw=b"", content_type="text/plain", headers={"ETag": etag})
+
 
 # ------------------------------------------------------------------ HTTP
 
@@ -761,35 +929,53 @@ class _Handler(BaseHTTPRequestHandler):
 
     # ----------------------------------------------------------------- body
 
+    def _body_stream(self) -> BodyStream:
+        chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
+        length = 0 if chunked else int(self.headers.get("Content-Length") or 0)
+        return BodyStream(self.rfile, length, chunked)
+
     def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks = []
-            while True:
-                size_line = self.rfile.readline(65537)
-                size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-                        pass
-                    break
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline(65537)
-            return b"".join(chunks)
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
+        return self._body_stream().read_all()
 
     # ------------------------------------------------------------- dispatch
 
     def _dispatch(self, method: str) -> None:
         api = self.server.api
         has_auth = bool(self.headers.get("Authorization"))
+        split = urlsplit(self.path)
+        path = split.path or "/"
+        found = api.resolve(method, path)
+        stream: BodyStream | None = None
+        raw_body = b""
         try:
-            raw_body = self._read_body()
+            if found is not None and found[0].stream:
+                stream = self._body_stream()  # read by the handler (or drained below)
+            else:
+                raw_body = self._read_body()
         except (ValueError, OSError):
             self.close_connection = True
             self._finish(method, Response(400, error_body(3, "invalid argument: unreadable request body")), has_auth)
             return
-        split = urlsplit(self.path)
-        path = split.path or "/"
+        try:
+            self._serve(api, method, path, split.query, found, raw_body, stream, has_auth)
+        finally:
+            if stream is not None and not stream.done:
+                try:
+                    stream.drain()
+                except (ValueError, OSError):
+                    self.close_connection = True
+
+    def _serve(
+        self,
+        api: Api,
+        method: str,
+        path: str,
+        query: str,
+        found: tuple[Route, dict[str, str]] | None,
+        raw_body: bytes,
+        stream: BodyStream | None,
+        has_auth: bool,
+    ) -> None:
         admin = path.startswith("/__admin/")
         decision = NO_FAULT
         if not admin:
@@ -800,6 +986,11 @@ class _Handler(BaseHTTPRequestHandler):
                 api.request_log.record(method, self.path, 0, has_auth)
                 self._drop()
                 return
+            if stream is not None and decision.action in ("429", "503"):
+                try:
+                    stream.drain()  # answered without reading it: keep the connection usable
+                except (ValueError, OSError):
+                    self.close_connection = True
             if decision.action == "429":
                 # Whole seconds as RFC 9110 delta-seconds; a fractional setting (handy for fast tests) is
                 # sent as a decimal such as "0.1", which float()-based clients accept.
@@ -814,17 +1005,27 @@ class _Handler(BaseHTTPRequestHandler):
                     method, Response(503, error_body(GRPC_UNAVAILABLE, "unavailable: injected fault")), has_auth
                 )
                 return
-        resp = self._handle(api, method, path, split.query, raw_body)
+        resp = self._handle(api, method, path, query, found, raw_body, stream)
         if not admin and decision.action == "drop_response":
             # The work is done (a job may have been created), but the client never hears about it.
+            if resp.file is not None:
+                resp.file.close()
             api.request_log.record(method, self.path, 0, has_auth)
             self._drop()
             return
         self._finish(method, resp, has_auth)
 
-    def _handle(self, api: Api, method: str, path: str, query: str, raw_body: bytes) -> Response:
+    def _handle(
+        self,
+        api: Api,
+        method: str,
+        path: str,
+        query: str,
+        found: tuple[Route, dict[str, str]] | None,
+        raw_body: bytes,
+        stream: BodyStream | None = None,
+    ) -> Response:
         try:
-            found = api.resolve(method, path)
             if found is None:
                 if path.startswith("/v1/"):
                     api.auth.check(self.headers.get("Authorization"))
@@ -838,7 +1039,7 @@ class _Handler(BaseHTTPRequestHandler):
                     body = json.loads(raw_body.decode("utf-8", errors="replace"))
                 except ValueError:
                     raise invalid("the request body is not valid JSON") from None
-            if api.wire_models is not None:
+            if api.wire_models is not None and route.wire:
                 api.wire_models.check(method, path, query, body)
             host = self.headers.get("Host") or self.server.url.removeprefix("http://")
             req = Request(
@@ -852,11 +1053,15 @@ class _Handler(BaseHTTPRequestHandler):
                 raw_body=raw_body,
                 raw_query=query,
                 authorization=self.headers.get("Authorization") or "",
+                stream=stream,
             )
             result = route.handler(req)
             return result if isinstance(result, Response) else Response(200, result)
         except ApiError as exc:
             return Response(exc.status, exc.body())
+        except ConnectionError:  # the client hung up while sending a streamed body
+            self.close_connection = True
+            return Response(400, error_body(3, "invalid argument: the request body ended early"))
         except Exception as exc:  # any bug becomes a 500, never a dropped connection
             traceback.print_exc()
             return Response(500, error_body(GRPC_INTERNAL, f"internal: {type(exc).__name__}: {exc}"))
@@ -869,20 +1074,45 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(resp)
 
     def _send(self, resp: Response) -> None:
-        if resp.raw is not None:
+        if resp.file is not None:
+            self._send_file(resp, resp.file)
+            return
+        if resp.status == 204:
+            payload = b""
+        elif resp.raw is not None:
             payload = resp.raw
         else:
             payload = json.dumps(resp.body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        self._send_headers(resp, len(payload))
+        self.wfile.write(payload)
+        self.wfile.flush()
+
+    def _send_headers(self, resp: Response, length: int) -> None:
         self.send_response(resp.status)
-        self.send_header("Content-Type", resp.content_type)
-        self.send_header("Content-Length", str(len(payload)))
+        if resp.status != 204:
+            self.send_header("Content-Type", resp.content_type)
+            self.send_header("Content-Length", str(length))
         for key, value in resp.headers.items():
             self.send_header(key, value)
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        self.wfile.write(payload)
-        self.wfile.flush()
+
+    def _send_file(self, resp: Response, handle: BinaryIO) -> None:
+        """Stream an open file in chunks (never read into memory as a whole), then close it."""
+        try:
+            self._send_headers(resp, resp.file_size)
+            left = resp.file_size
+            while left > 0:
+                chunk = handle.read(min(BODY_CHUNK, left))
+                if not chunk:  # the file shrank meanwhile: the client sees a short body
+                    self.close_connection = True
+                    break
+                self.wfile.write(chunk)
+                left -= len(chunk)
+            self.wfile.flush()
+        finally:
+            handle.close()
 
     def _drop(self) -> None:
         self.close_connection = True

@@ -63,6 +63,7 @@ class LightningSimulator:
         self._saver: AutoSaver | None = None
         self._store: Store | None = None
         self._work_dir: Path | None = None
+        self._drive_root: Path | None = None
         self._owns_work_dir = False
         self._secret = b""
         self._created_at = rfc3339(now_ns()) or ""
@@ -101,6 +102,7 @@ class LightningSimulator:
             else:
                 self._work_dir = Path(tempfile.mkdtemp(prefix="lightning-sim-"))
                 self._owns_work_dir = True
+            self._drive_root = cfg.drive_root(self._work_dir)
             self._scheduler = Scheduler()
             if cfg.state_file is not None:
                 self._saver = AutoSaver(cfg.state_file, self._snapshot)
@@ -111,6 +113,7 @@ class LightningSimulator:
                 self._scheduler,
                 self._work_dir,
                 on_change=saver.mark_dirty if saver else None,
+                drive_root=self._drive_root,
             )
             if saved:
                 self._store.load_state(saved.get("store", {}))
@@ -182,7 +185,8 @@ class LightningSimulator:
     @property
     def store(self) -> Store:
         """The store and its services: ``store.jobs``, ``store.mmts``, ``store.deployments``, ``store.studios``,
-        ``store.schedules``, ``store.tags``, ``store.logs`` (started simulators only)."""
+        ``store.schedules``, ``store.tags``, ``store.secrets``, ``store.drive``, ``store.logs`` (started simulators
+        only)."""
         if self._store is None:
             raise RuntimeError("the simulator is not started")
         return self._store
@@ -252,6 +256,20 @@ class LightningSimulator:
         return self._work_dir
 
     @property
+    def drive_root(self) -> Path:
+        """Folder of the teamspace drive: drive path ``X`` of the teamspace is ``drive_root / project_id / X``
+        (what ``/teamspace/X`` is on a Lightning machine; see :meth:`drive_path`)."""
+        if self._drive_root is None:
+            raise RuntimeError("the simulator is not started")
+        return self._drive_root
+
+    def drive_path(self, path: str = "") -> Path:
+        """Where drive path ``path`` of the simulated teamspace is on disk (its folder is created), e.g.
+        ``sim.drive_path("jobs/train")``: put files there, or read what jobs and uploads wrote."""
+        folder = self.store.drive.teamspace_dir(self.project_id)
+        return folder / path.strip("/") if path.strip("/") else folder
+
+    @property
     def auth_header(self) -> str:
         """A valid ``Authorization`` header value (Basic user:key)."""
         token = base64.b64encode(f"{self.user_id}:{self.api_key}".encode()).decode()
@@ -277,11 +295,14 @@ class LightningSimulator:
         drop_rate: float = 0.0,
         only_paths: Iterable[str] | None = None,
         drop_response_rate: float = 0.0,
+        max_faults: int | None = None,
     ) -> None:
         """Replace the fault settings (anything not passed is turned off).
 
         ``drop_rate`` closes connections before the request is processed; ``drop_response_rate``
         processes the request (e.g. creates the job) and then closes the connection unanswered.
+        ``max_faults`` stops injecting after that many faults, e.g. one failed PUT of part 2 of a drive
+        upload: ``set_faults(error_rate=1, only_paths=[r"^/__storage/[^/]+/2$"], max_faults=1)``.
         """
         self.faults.set(
             FaultConfig(
@@ -292,6 +313,7 @@ class LightningSimulator:
                 drop_rate=drop_rate,
                 drop_response_rate=drop_response_rate,
                 only_paths=list(only_paths) if only_paths is not None else None,
+                max_faults=max_faults,
             )
         )
 
@@ -392,6 +414,13 @@ class LightningSimulator:
             if time.time() > deadline:
                 raise TimeoutError(f"deployment {id_or_name} is still {dep['currentState']!r} after {timeout} s")
             time.sleep(0.02)
+
+    def deployment_replica(self, id_or_name: str) -> dict[str, Any] | None:
+        """The newest ready replica of a deployment as its container would run: ``{jobId, release, command, env}``
+        (``env`` with the values of its ``fromSecret`` entries and the ``/teamspace`` mount applied; replicas run no
+        process, and the API never returns secret values). ``None`` while no replica is ready; ``KeyError`` if the
+        deployment does not exist."""
+        return self.store.deployments.replica_runtime(id_or_name)
 
     def add_studio(self, name: str) -> dict[str, Any]:
         """Create a Studio (with an empty scratch folder) and return it as ``V1CloudSpace`` JSON."""

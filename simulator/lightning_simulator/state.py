@@ -9,6 +9,7 @@ Each kind of resource has its own service and module:
 * :mod:`.mmt` (``store.mmts``): multi-machine jobs, derived from their sub-jobs;
 * :mod:`.deployments` (``store.deployments``): releases and replicas;
 * :mod:`.joblogs` (``store.logs``): the log endpoints over jobs, MMT ranks and replicas;
+* :mod:`.drive` (``store.drive``): the teamspace drive on disk, job artifacts and the ``/teamspace`` mount;
 * :mod:`.identity`: the account and the teamspace check.
 
 All state lives behind one re-entrant lock (:class:`~.context.ServiceContext`); transitions are driven by the
@@ -24,6 +25,7 @@ from typing import Any
 from .config import SimulatorConfig
 from .context import ServiceContext
 from .deployments import DeploymentService
+from .drive import DriveService
 from .identity import Identity
 from .joblogs import LogService
 from .jobs import JobService
@@ -47,17 +49,22 @@ class Store:
         scheduler: Scheduler,
         work_dir: Path,
         on_change: Callable[[], None] | None = None,
+        drive_root: Path | None = None,
     ) -> None:
         self.context = ServiceContext(config, identity, scheduler, work_dir, on_change)
         self.lock = self.context.lock
         self.studios = StudioService(self.context)
+        self.drive = DriveService(self.context, drive_root or work_dir / "drive", self.studios)
         self.schedules = ScheduleService(self.context, self.studios)
         self.tags = TagService(self.context)
         self.secrets = SecretService(self.context)
         self.jobs = JobService(self.context, self.tags, self.studios)
         self.jobs.lifecycle.secret_value = self.secrets.value  # spec.env {name, fromSecret}
+        self.jobs.lifecycle.drive = self.drive  # LIGHTNING_ARTIFACTS_DIR and the /teamspace mount
         self.mmts = MultiMachineJobService(self.context, self.jobs, self.tags)
         self.deployments = DeploymentService(self.context, self.jobs)
+        self.deployments.secret_value = self.secrets.value
+        self.deployments.drive = self.drive
         self.jobs.replicas = self.deployments  # GET /jobs?deploymentId= lists replicas
         self.logs = LogService(self.context, self.jobs, self.mmts, self.deployments)
 
