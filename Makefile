@@ -65,6 +65,7 @@ bench: install
 	$(PY) benchmarks/requests_per_job.py
 	$(PY) benchmarks/worker_time.py
 	$(PY) benchmarks/import_cost.py
+	$(PY) benchmarks/drive_throughput.py
 	$(PY) benchmarks/triggerer_scale.py
 
 # 250 deferrable job tasks through real triggers against the simulator under injected faults, one simulator

@@ -20,7 +20,10 @@ import httpx
 from lightning_simulator import LightningSimulator
 
 ROOT = Path(__file__).resolve().parent.parent
-DAG_IDS = sys.argv[1:] or ["example_lightning_job", "example_lightning_deployment"]
+DAG_IDS = sys.argv[1:] or [
+    "example_lightning_job", "example_lightning_deployment", "example_lightning_train_deploy",
+    "example_lightning_on_checkpoint",
+]
 
 
 def job_log(sim: LightningSimulator, job_id: str) -> list[str]:
@@ -37,7 +40,8 @@ def run_dag(airflow: str, env: dict[str, str], dag_id: str) -> int:
     proc = subprocess.run([airflow, "dags", "test", dag_id], env=env, capture_output=True, text=True)
     output = proc.stdout + proc.stderr
     markers = ("Submitted", " page: ", "Pausing task as DEFERRED", "LightningPhaseTrigger", "completed in",
-               " is completed", "Deployment ", "model answered", "DagRun Finished", "ERROR", "Traceback")
+               " is completed", "Deployment ", "model answered", "DagRun Finished", "ERROR", "Traceback",
+               "Result of", "max abs error", "new checkpoint", "Uploaded", "Downloaded", "secret")
     interesting = [line for line in output.splitlines() if any(k in line for k in markers)]
     for line in interesting[-60:]:
         text = line.split("] ", 1)[-1] if "[info" in line else line
@@ -60,6 +64,8 @@ def main() -> int:
             "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "example_dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": "True",
+            # the model token example_lightning_train_deploy copies into a teamspace secret (masked in every log)
+            "AIRFLOW_VAR_MODEL_API_TOKEN": os.environ.get("AIRFLOW_VAR_MODEL_API_TOKEN", "demo-model-token"),
             "AIRFLOW_CONN_LIGHTNING_DEFAULT": json.dumps({
                 "conn_type": "lightning", "host": sim.url, "login": sim.user_id, "password": sim.api_key,
                 "extra": {"teamspace": sim.teamspace},
@@ -78,6 +84,9 @@ def main() -> int:
             status = deployment.get("status", {})
             print(f"   {deployment['name']}: {deployment.get('currentState')}, replicas {deployment.get('replicas')}, "
                   f"release {deployment.get('releaseId')}, urls {status.get('urls')}")
+        print("== teamspace drive (what jobs and uploads wrote):")
+        for path in sorted(p for p in sim.drive_path().rglob("*") if p.is_file())[:20]:
+            print(f"   {path.relative_to(sim.drive_path())} ({path.stat().st_size} bytes)")
         jobs_ok = all(job["state"] == "completed" for job in sim.jobs())
         deployments_stopped = all(int(d.get("replicas") or 0) == 0 for d in sim.deployments())
         ok = all(code == 0 for code in results) and jobs_ok and deployments_stopped
