@@ -63,7 +63,11 @@ add_module_names = False
 nitpicky = True
 nitpick_ignore_regex = [
     # The standard library (signatures and bases: Mapping, datetime, timedelta, Path, Enum, Logger; zoneinfo).
-    (r"py:(class|mod)", r"(collections\.abc|datetime|pathlib|enum|logging)\.\w+|zoneinfo"),
+    (r"py:(class|mod)", r"(collections\.abc|datetime|pathlib|enum|logging|os|urllib\.parse)\.\w+|zoneinfo"),
+    # Airflow names imported under TYPE_CHECKING in signatures (``-> Asset``, ``-> TaskDecorator``).
+    (r"py:class", r"Asset|TaskDecorator"),
+    # The transfer progress callback alias as hook signatures spell it (``transfer.Progress``).
+    (r"py:class", r"([\w.]+\.)?Progress"),
     # httpx (LightningNetworkError is an httpx.TransportError), Airflow's base classes, and pytest
     # (``MonkeyPatch`` in the signature of the ``lightning`` fixture).
     (r"py:class", r"(httpx|airflow|pytest)\.[\w.]+"),

@@ -17,12 +17,12 @@ never completed leaves nothing in the drive) and do not survive a restart.
   part's ``ETag`` (``"<md5 hex>"``, quotes included). ``POST .../blobs/complete`` checks every part (and
   each ``etag`` given) and moves the file into place atomically. Project-scope uploads need ``cluster_id``
   except under ``lightning_storage/`` (400 whose message names ``ClusterID``, like the platform).
-* Job artifacts (:func:`artifacts_folder`, reference 1.1): a Studio job writes to ``jobs/<job name>``, an
+* Job artifacts (``artifacts_folder``, reference 1.1): a Studio job writes to ``jobs/<job name>``, an
   image job with ``spec.artifactsDestination = "<type>:<name>:<path>"`` to ``<type>_connections/<name>/<path>``;
   the job's process gets that folder as ``LIGHTNING_ARTIFACTS_DIR``.
 * The ``/teamspace`` mount: on Lightning a machine sees drive path ``X`` at ``/teamspace/X``. The simulator
   cannot create ``/teamspace``, so it rewrites a leading ``/teamspace`` in job and deployment commands and in
-  literal env values to the teamspace's folder (:func:`mount_teamspace`) and sets ``LIGHTNING_TEAMSPACE_DIR``.
+  literal env values to the teamspace's folder (``mount_teamspace``) and sets ``LIGHTNING_TEAMSPACE_DIR``.
 """
 
 from __future__ import annotations

@@ -302,3 +302,25 @@ def test_the_drive_asset_uri_is_normalised_and_checked(sim):
     assert Asset("lightning://o/t/a//b").uri == "lightning://o/t/a/b"  # Airflow calls the registered handler
     with pytest.raises(ValueError):
         Asset("lightning://o/t/../x")
+
+
+@pytest.mark.airflow_db
+def test_an_upload_with_a_drive_asset_outlet_records_an_event_that_queues_the_dag_scheduled_on_it(sim, airflow_db,
+                                                                                              tmp_path):
+    from airflow.models.asset import AssetDagRunQueue, AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+    from test_dag_test_regressions import get_dag
+
+    local = blob(tmp_path / "model.bin", 4096)
+    run = get_dag("data_upload_asset").test(run_conf={"local_path": str(local)})
+    assert run.state == "success"
+    uri = "lightning://sim-org/sim-teamspace/assets/uploaded/model.bin"
+    with create_session() as session:
+        asset = session.scalar(select(AssetModel).where(AssetModel.uri == uri))
+        assert asset is not None
+        events = session.scalars(select(AssetEvent).where(AssetEvent.asset_id == asset.id)).all()
+        assert events and events[-1].extra["size"] == 4096 and events[-1].extra["files"] == 1
+        queued = session.scalars(select(AssetDagRunQueue).where(AssetDagRunQueue.asset_id == asset.id)).all()
+        assert "data_on_uploaded_asset" in {q.target_dag_id for q in queued}
+    assert sim.drive_path("assets/uploaded/model.bin").read_bytes() == local.read_bytes()

@@ -1,10 +1,12 @@
-"""DAGs of the data tests (tests/integration/test_drive.py): job results read after a deferred wait."""
+"""DAGs of the data tests (tests/integration/test_drive.py): job results after a deferred wait, drive Assets."""
 
 from __future__ import annotations
 
 import pendulum
 from airflow.sdk import DAG
 
+from airflow_provider_lightning.assets import drive_asset
+from airflow_provider_lightning.operators.drive import LightningDriveDownloadOperator, LightningDriveUploadOperator
 from airflow_provider_lightning.operators.jobs import LightningJobOperator
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
@@ -18,3 +20,16 @@ with DAG("data_result_mapped", schedule=None, start_date=START, catchup=False):
     LightningJobOperator.partial(
         task_id="train", studio="sim-studio", read_result=True, deferrable=True, poll_interval=0.5
     ).expand(command=[WRITE, WRITE])
+
+# An upload declares a drive Asset as its outlet; a second DAG is scheduled on that Asset.
+UPLOADED = drive_asset("sim-org/sim-teamspace", "assets/uploaded/model.bin")
+
+with DAG("data_upload_asset", schedule=None, start_date=START, catchup=False):
+    LightningDriveUploadOperator(
+        task_id="upload", local_path="{{ dag_run.conf['local_path'] }}", remote_path="assets/uploaded/model.bin",
+        outlets=[UPLOADED],
+    )
+
+with DAG("data_on_uploaded_asset", schedule=[UPLOADED], start_date=START, catchup=False):
+    LightningDriveDownloadOperator(task_id="download", remote_path="assets/uploaded/model.bin",
+                                   local_path="/tmp/lightning-data-asset/{{ run_id }}/model.bin")
