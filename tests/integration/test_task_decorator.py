@@ -178,20 +178,16 @@ def run(dags, dag_id: str, **conf):
 
 def xcoms(dagrun, task_id: str, key: str = "return_value") -> dict[int, object]:
     """Every map index's value of one XCom key."""
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
+    from test_dag_test_regressions import xcoms as read
 
-    with create_session() as session:
-        rows = session.scalars(select(XComModel).where(
-            XComModel.run_id == dagrun.run_id, XComModel.task_id == task_id, XComModel.key == key)).all()
-        return {row.map_index: XComModel.deserialize_value(row) for row in rows}
+    return read(dagrun, task_id, key)
 
 
 def printed(capsys) -> str:
     """What dag.test() logged (the task logs go to stdout)."""
-    out = capsys.readouterr()
-    return out.out + out.err
+    from test_dag_test_regressions import printed as read
+
+    return read(capsys)
 
 
 def unique(prefix: str) -> str:
