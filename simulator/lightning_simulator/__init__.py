@@ -73,11 +73,18 @@ Deployments (``/v1/projects/{id}/deployments``, see :mod:`.deployments`): PENDIN
 replicas (synthetic jobs listed by ``GET /jobs?deploymentId=``, logs by ``GET /page-logs?deploymentId=``) are
 ready; a PUT changing a release field makes a new release rolled out while the old replicas serve;
 ``autoscaling.maxReplicas`` 0 stops it. ``spec.env`` ``LIGHTNING_SIM_DEPLOYMENT=fail`` or ``=crashloop`` makes
-the replicas fail or crash-loop. A ready deployment is served at ``{url}/serve/{deploymentId}`` (``GET /health``,
-anything else echoed as JSON; ``endpoint.auth`` enforced). ``fromSecret`` env entries get the secret's value
-(a missing secret fails the replicas); replicas run no process, so ``sim.deployment_replica(id_or_name)`` shows the
-resolved ``env`` and ``command``; the API never returns secret values. Python API: ``sim.deployments()``,
-``sim.get_deployment(id_or_name)``, ``sim.wait_for_deployment(id_or_name, "RUNNING" or predicate)``.
+the replicas fail or crash-loop. A replica with a command runs it as a local process (own process group, output
+as its log lines) with ``PORT`` (a free ``127.0.0.1`` port standing for the endpoint's first port) and is ready once
+``PORT`` accepts connections and its HTTP health check, if any, answers 2xx; a process that exits, or is not ready
+within ``deployment_ready_timeout`` (``--deployment-ready-timeout``, 60 s), fails its replica with the exit code and
+last output lines. A ready deployment is served at ``{url}/serve/{deploymentId}`` (``endpoint.auth`` enforced):
+proxied to the newest ready replica's process (502 when it does not answer), or, for a replica without a command
+(or with ``deployment_commands=False`` / ``--no-deployment-commands``), ``GET /health`` and anything else echoed as
+JSON. Stopping, scaling down, rolling out a new release, deleting and stopping the simulator kill the processes.
+``fromSecret`` env entries get the secret's value (a missing secret fails the replicas);
+``sim.deployment_replica(id_or_name)`` shows the resolved ``env`` and ``command`` and the process's ``pid`` and
+``port``; the API never returns secret values. Python API: ``sim.deployments()``, ``sim.get_deployment(id_or_name)``,
+``sim.wait_for_deployment(id_or_name, "RUNNING" or predicate)``.
 """
 
 from __future__ import annotations

@@ -54,6 +54,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--kill-grace", type=_non_negative, default=1.0, help="SIGTERM->SIGKILL delay on stop")
     p.add_argument(
+        "--deployment-ready-timeout",
+        type=_non_negative,
+        default=60.0,
+        help="seconds a deployment replica's command has to accept connections on $PORT (default 60)",
+    )
+    p.add_argument(
+        "--no-deployment-commands",
+        action="store_true",
+        help="deployment replicas run no process; their endpoint answers /health and echoes other requests",
+    )
+    p.add_argument(
         "--timed-jobs",
         action="store_true",
         help="jobs whose env has SIM_DURATION_SECONDS and SIM_EXIT_CODE finish on a timer without a process",
@@ -107,6 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         stop_seconds=args.stop_seconds,
         job_time_limit=args.job_time_limit,
         kill_grace=args.kill_grace,
+        deployment_commands=not args.no_deployment_commands,
+        deployment_ready_timeout=args.deployment_ready_timeout,
         timed_jobs=args.timed_jobs,
         error_rate=args.error_rate,
         rate_limit_rate=args.rate_limit_rate,

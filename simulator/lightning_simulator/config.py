@@ -36,6 +36,9 @@ class SimulatorConfig:
     stop_seconds: float = 0.1
     job_time_limit: float = 600.0
     kill_grace: float = 1.0
+    # deployment replicas run their command as a process (False: none does, the endpoint echoes requests)
+    deployment_commands: bool = True
+    deployment_ready_timeout: float = 60.0  # seconds a replica's process has to accept connections on PORT
     timed_jobs: bool = False
     error_rate: float = 0.0
     rate_limit_rate: float = 0.0
@@ -68,7 +71,7 @@ class SimulatorConfig:
             self.work_dir = Path(self.work_dir)
         if self.drive_dir is not None:
             self.drive_dir = Path(self.drive_dir)
-        for name in ("pending_seconds", "stop_seconds", "job_time_limit", "kill_grace"):
+        for name in ("pending_seconds", "stop_seconds", "job_time_limit", "kill_grace", "deployment_ready_timeout"):
             if float(getattr(self, name)) < 0:
                 raise ValueError(f"{name} must be >= 0")
 

@@ -1,8 +1,9 @@
 """Deployments: autoscaled services made of replica jobs, with numbered releases and a served endpoint.
 
 A deployment owns *releases* (numbered snapshots of its ``spec``) and *replicas*: synthetic
-:class:`~.jobrecord.Job` records with ``deploymentId`` and ``releaseId`` that run no process and only print
-a few log lines. Lifecycle (reference sections 8 and 14)::
+:class:`~.jobrecord.Job` records with ``deploymentId`` and ``releaseId`` that run their release's command as a
+local process (see "Replica processes" below) or, without a command, run nothing and only print a few log lines.
+Lifecycle (reference sections 8 and 14)::
 
     create -> PENDING, release 1, replicas pending --(pending_seconds)--> replicas ready -> RUNNING
     PUT changing a release field -> release N+1: its replicas start while the old ones keep serving;
@@ -16,13 +17,28 @@ value; read-only fields (``status``, ``currentState``, ``id``, ...) are ignored.
 
 ``status.urls`` stays empty until a replica is first ready and is then kept, also while stopped:
 ``{simulator url}/serve/{deploymentId}``, answered by :meth:`DeploymentService.serve` (503 while no replica
-is ready, 404 once deleted).
+is ready, 404 once deleted): after the endpoint's auth check, the request is proxied to the process of the newest
+ready replica (status, headers and body returned as they are; 502 when it cannot be reached), or, for a replica
+without a process, ``GET /health`` answers ``{"status": "ok"}`` and anything else is echoed as JSON.
 
 Replica environment: when a replica comes up, its ``spec.env`` entries ``{"name", "fromSecret"}`` get the
 teamspace secret's value (a missing secret fails the replica, and so the deployment, naming the variable and the
 secret), literal values and the command get the ``/teamspace`` mount of :mod:`.drive`, and
-``LIGHTNING_TEAMSPACE_DIR`` is set. Replicas run no process, so this environment is only visible to Python
-(:meth:`DeploymentService.replica_runtime`); the API returns ``fromSecret`` entries as sent, never a value.
+``LIGHTNING_TEAMSPACE_DIR`` is set (:meth:`DeploymentService.replica_runtime` shows it to Python); the API returns
+``fromSecret`` entries as sent, never a value.
+
+Replica processes: a replica whose release has a command (``entrypoint`` + ``command``, the argv rules of image
+and Studio jobs in :mod:`.runner`) runs it in its own process group, in a scratch folder (a copy of the Studio's
+folder for Studio deployments), with that environment plus ``PORT``: a free ``127.0.0.1`` port standing for the
+endpoint's first port (the container port, which the health check's port also means). Its output lines are the
+replica's log lines. The replica stays pending until the process accepts connections on ``PORT`` and, with an
+HTTP health check (``readinessProbe.httpGet``), that check answers 2xx (an ``exec`` check is not run); a process
+that exits first, or is not ready within ``deployment_ready_timeout`` seconds (then killed), fails the replica with
+its exit code and last output lines. A process that exits once ready fails its replica too (as ``fail`` does:
+FAILED unless other replicas are ready). Draining a replica (stop, scale down, a new release replacing it), deleting
+the deployment and stopping the simulator kill its process group. After a restart from the state file, ready
+replicas start their process again. The failure knob below wins (its replicas run no process), and
+``deployment_commands=False`` runs no process for any replica.
 
 Failure knob, read from a release's ``spec.env`` (``LIGHTNING_SIM_DEPLOYMENT``):
 
@@ -36,15 +52,20 @@ from __future__ import annotations
 
 import base64
 import binascii
+import collections
 import copy
 import functools
 import hmac
 import json
 import random
+import shutil
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 from .auth import unauthenticated
 from .context import ServiceContext
@@ -54,6 +75,19 @@ from .jobs import JobService
 from .jobspec import normalize_spec
 from .logs import LogBuffer
 from .paging import first_value, page_token, parse_page_token
+from .runner import CommandRunner, RunHandle, image_job_argv, job_environment, make_python_shim, studio_job_argv
+from .serving import (
+    PROXY_TIMEOUT,
+    ProxyError,
+    Upstream,
+    accepts_connections,
+    exit_text,
+    free_port,
+    http_probe,
+    proxy,
+    request_headers,
+)
+from .studios import StudioService
 from .wire import (
     GRPC_ALREADY_EXISTS,
     GRPC_UNAVAILABLE,
@@ -113,6 +147,9 @@ RELEASE_FIELDS = (
 )
 
 LIVE_STATES = frozenset({"pending", "running", "failed"})  # replica job states that occupy a slot
+
+READY_POLL_SECONDS = 0.1  # how often a starting replica's process is probed
+OUTPUT_TAIL_LINES = 10  # last output lines quoted when a replica's process fails
 
 _AUTOSCALING_INT64 = (
     "minReplicas",
@@ -403,6 +440,12 @@ class Replica:
     crash_loop: bool = False
     env: dict[str, str] | None = field(default=None, repr=False)  # resolved when it came up (not saved)
     command: str = ""  # the command as its container would run it (``/teamspace`` mounted)
+    # its process, while one runs (not saved): ``PORT``, the process (group) id, its last output lines and what the
+    # readiness probe saw last
+    port: int | None = None
+    pid: int | None = None
+    tail: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=OUTPUT_TAIL_LINES))
+    probe_note: str = ""
 
     @property
     def live(self) -> bool:
@@ -575,7 +618,9 @@ class ServedRequest(Protocol):
     """What :meth:`DeploymentService.serve` reads of an HTTP request (a :class:`~.server.Request`)."""
 
     method: str
+    path: str
     params: dict[str, str]
+    headers: dict[str, str]
     raw_query: str
     raw_body: bytes
     authorization: str
@@ -588,10 +633,12 @@ class DeploymentService:
         """Attach to the shared context.
 
         :param context: the shared lock, settings, identity and timers.
-        :param jobs: checks specs and renders replicas as jobs (replica ids never collide with job ids).
+        :param jobs: checks specs and renders replicas as jobs (replica ids never collide with job ids); its
+            Studios are those whose folder a Studio deployment's replicas run in.
         """
         self.context = context
         self.jobs = jobs
+        self.studios: StudioService = jobs.studios
         self.lock = context.lock
         self.config = context.config
         self.scheduler = context.scheduler
@@ -603,6 +650,10 @@ class DeploymentService:
         # ``(project id, secret name) -> value or None``: what ``{"name", "fromSecret"}`` env entries get
         self.secret_value: Callable[[str, str], str | None] = lambda project_id, name: None
         self.drive: DriveService | None = None  # the /teamspace mount of commands and env values
+        self.work_dir = context.work_dir
+        self.runner = CommandRunner(self._on_line, self._on_exit, kill_grace=self.config.kill_grace)
+        self._shim_dir = make_python_shim(self.work_dir / "bin")
+        self._owners: dict[str, str] = {}  # replica job id -> deployment id, while its process runs
 
     # ------------------------------------------------------------ helpers
 
@@ -932,6 +983,10 @@ class DeploymentService:
             del self.items[dep.id]
             self._names.pop((project_id, dep.name), None)
             self.context.changed()
+            job_ids = [p.job.id for p in dep.pods]
+        for job_id in job_ids:  # gone at once, like the deployment
+            self.runner.terminate(job_id, "deleted", grace=0)
+            shutil.rmtree(self._scratch(job_id), ignore_errors=True)
         return {}
 
     def status(self, project_id: str, deployment_id: str) -> dict[str, Any]:
@@ -998,8 +1053,11 @@ class DeploymentService:
         """
         return next((p.job for d in self.items.values() for p in d.pods if p.job.id == job_id), None)
 
-    def serve(self, deployment_id: str, req: ServedRequest, check_user: Callable[[str | None], None]) -> dict[str, Any]:
-        """The served endpoint ``/serve/{id}/{path}``: ``GET /health`` or a JSON echo of the request.
+    def serve(
+        self, deployment_id: str, req: ServedRequest, check_user: Callable[[str | None], None]
+    ) -> dict[str, Any] | Upstream:
+        """The served endpoint ``/serve/{id}/{path}``: the answer of the newest ready replica's process, or, when it
+        runs none, ``GET /health`` or a JSON echo of the request.
 
         :param deployment_id: the deployment's id.
         :param req: the HTTP request (``path`` parameter = the rest of the path).
@@ -1014,20 +1072,44 @@ class DeploymentService:
             if not ready:
                 state = dep.current_state.removeprefix(STATE_PREFIX)
                 raise ApiError(GRPC_UNAVAILABLE, f"unavailable: deployment {dep.name!r} has no ready replica ({state})")
-            release = max((dep.release(p.release_id) for p in ready), key=lambda r: r.version)
-            path = "/" + req.params["path"]
-            if req.method == "GET" and path.rstrip("/") == "/health":
-                return {"status": "ok"}
-            return {
-                "deployment": dep.name,
-                "deploymentId": dep.id,
-                "release": release.version,
-                "image": release.spec["image"],
-                "method": req.method,
-                "path": path,
-                "query": {k: v[0] if len(v) == 1 else v for k, v in parse_qs(req.raw_query, True).items()},
-                "body": _payload(req.raw_body),
-            }
+            pod = max(ready, key=lambda p: (dep.release(p.release_id).version, p.job.created_ns))
+            if pod.port is None or self.runner.get(pod.job.id) is None:
+                return self._echo(dep, dep.release(pod.release_id), req)
+            port, where = pod.port, f"replica {pod.index} of deployment {dep.name!r}"
+            headers = request_headers(req.headers)
+            if req.authorization and not dep.endpoint["auth"]["enabled"]:
+                headers["Authorization"] = req.authorization  # the platform checked nothing: it is the server's
+        prefix = f"/serve/{deployment_id}"
+        rest = req.path[len(prefix) :] if req.path.startswith(prefix) else quote(req.params["path"])
+        target = "/" + rest.lstrip("/") + (f"?{req.raw_query}" if req.raw_query else "")
+        try:
+            return proxy(port, req.method, target, headers, req.raw_body, PROXY_TIMEOUT)
+        except ProxyError as exc:
+            kind = "gateway timeout" if exc.status == 504 else "bad gateway"
+            message = f"{kind}: {where} did not answer on its port: {exc.message}"
+            raise ApiError(GRPC_UNAVAILABLE, message, status=exc.status) from None
+
+    @staticmethod
+    def _echo(dep: Deployment, release: Release, req: ServedRequest) -> dict[str, Any]:
+        """What a replica without a process answers: ``GET /health`` or a JSON echo of the request.
+
+        :param dep: the deployment.
+        :param release: the release of the replica that answers.
+        :param req: the HTTP request.
+        """
+        path = "/" + req.params["path"]
+        if req.method == "GET" and path.rstrip("/") == "/health":
+            return {"status": "ok"}
+        return {
+            "deployment": dep.name,
+            "deploymentId": dep.id,
+            "release": release.version,
+            "image": release.spec["image"],
+            "method": req.method,
+            "path": path,
+            "query": {k: v[0] if len(v) == 1 else v for k, v in parse_qs(req.raw_query, True).items()},
+            "body": _payload(req.raw_body),
+        }
 
     # ---------------------------------------------------------- lifecycle
 
@@ -1178,6 +1260,11 @@ class DeploymentService:
             mode = release_mode(spec)
             check = _health_check(spec, dep.endpoint["ports"])
             command = " ".join(part for part in (spec["entrypoint"], spec["command"]) if part)
+            argv = self._argv(dep.project_id, spec)
+            if argv is not None and self._runs_process(dep, spec):
+                self._launch(dep, pod, spec, argv)
+                self._reconcile(dep)
+                return
             pod.log(f"container started: {command}" if command else "container started")
             if mode == "fail":
                 self._fail(dep, pod, f"replica {pod.index} failed: {check} failed")
@@ -1185,6 +1272,164 @@ class DeploymentService:
                 self._crash(dep, pod)
             else:
                 self._ready(dep, pod, check)
+            self._reconcile(dep)
+
+    def _runs_process(self, dep: Deployment, spec: dict[str, Any]) -> bool:
+        """True when a replica of this release runs its command (it has one, and no failure knob is set).
+
+        :param dep: the deployment.
+        :param spec: the release's spec.
+        """
+        if not self.config.deployment_commands or release_mode(spec):
+            return False
+        return self._argv(dep.project_id, spec) is not None
+
+    def _argv(self, project_id: str, spec: dict[str, Any]) -> list[str] | None:
+        """The argv a replica's container runs, as for image and Studio jobs (``None``: it has no command).
+
+        :param project_id: the teamspace.
+        :param spec: the release's spec.
+        """
+        teamspace = str(self.drive.teamspace_dir(project_id)) if self.drive is not None else ""
+
+        def mount(text: str) -> str:
+            return mount_teamspace(text, teamspace) if teamspace else text
+
+        if spec["cloudspaceId"]:
+            return studio_job_argv(mount(spec["command"])) if spec["command"].strip() else None
+        return image_job_argv(mount(spec["entrypoint"]), mount(spec["command"]))
+
+    def _scratch(self, job_id: str) -> Path:
+        """The working folder of a replica's process.
+
+        :param job_id: the replica's job id.
+        """
+        return self.work_dir / "replicas" / job_id
+
+    def _launch(self, dep: Deployment, pod: Replica, spec: dict[str, Any], argv: list[str]) -> None:
+        """Start a replica's command on a free ``PORT`` and probe it until it is ready (under the lock).
+
+        :param dep: the deployment.
+        :param pod: the replica, pending, with its environment resolved.
+        :param spec: the release's spec.
+        :param argv: what to run.
+        """
+        job_id = pod.job.id
+        scratch = self._scratch(job_id)
+        try:
+            shutil.rmtree(scratch, ignore_errors=True)
+            source = self.studios.studio_dir(spec["cloudspaceId"]) if spec["cloudspaceId"] else None
+            if source is not None and source.is_dir():
+                shutil.copytree(source, scratch, symlinks=True)
+            else:
+                scratch.mkdir(parents=True, exist_ok=True)
+            port = free_port()
+            env = job_environment({**(pod.env or {}), "PORT": str(port)}, self._shim_dir)
+            handle = self.runner.start(job_id, argv, scratch, env)
+        except OSError as exc:
+            self._fail(dep, pod, f"replica {pod.index} failed: could not start the command: {exc}", "ContainerFailed")
+            return
+        self._owners[job_id] = dep.id
+        pod.port, pod.pid, pod.probe_note = port, handle.pid, ""
+        pod.tail.clear()
+        container_port = dep.endpoint["ports"][0]
+        pod.log(f"container started (pid {handle.pid}, PORT={port} for port {container_port}): {pod.command}")
+        probe = (spec["readinessProbe"] or {}).get("httpGet")
+        if probe:  # its port is a container port too: the process has one, PORT
+            request = f"{probe['method'] or 'GET'} {probe['path'] or '/'}"
+            what = f"health check {request} on port {probe['port'] or container_port}"
+        else:
+            what = f"connection check on port {container_port}"
+        threading.Thread(
+            target=self._await_ready,
+            args=(dep.id, job_id, handle, port, probe, f"{what} (PORT={port})"),
+            name=f"sim-ready-{job_id}",
+            daemon=True,
+        ).start()
+
+    def _await_ready(
+        self, deployment_id: str, job_id: str, handle: RunHandle, port: int, probe: dict[str, Any] | None, what: str
+    ) -> None:
+        """Readiness thread: poll the process until it serves (ready), exits (see :meth:`_on_exit`) or times out.
+
+        :param deployment_id: the deployment's id.
+        :param job_id: the replica's job id.
+        :param handle: the replica's process.
+        :param port: its ``PORT``.
+        :param probe: the spec's ``readinessProbe.httpGet`` (``None``: a TCP connection is enough).
+        :param what: the check, for log lines and messages.
+        """
+        deadline = time.monotonic() + self.config.deployment_ready_timeout
+        while handle.process.poll() is None and not handle.done.is_set():
+            note = ""
+            if not accepts_connections(port):
+                note = f"{what}: no connection"
+            elif probe is not None:
+                path = probe["path"] or "/"
+                status = http_probe(port, path, probe["method"] or "GET", probe["body"])
+                if status is None or not 200 <= status < 300:
+                    note = f"{what}: " + (f"answered {status}" if status is not None else "no answer")
+            with self.lock:
+                found = self._find(deployment_id, job_id)
+                if found is None or found[1].job.state != "pending":
+                    return  # drained or deleted meanwhile: its process is being killed
+                dep, pod = found
+                if not note and handle.process.poll() is None:
+                    self._ready(dep, pod, what)
+                    self._reconcile(dep)
+                    return
+                pod.probe_note = note
+            if time.monotonic() >= deadline:
+                self.runner.terminate(job_id, "unready", grace=0)  # the exit fails the replica
+                return
+            handle.done.wait(READY_POLL_SECONDS)
+
+    def _on_line(self, job_id: str, text: str) -> None:
+        """A line of a replica's output: one log line of the replica.
+
+        :param job_id: the replica's job id.
+        :param text: the line.
+        """
+        with self.lock:
+            found = self._find(self._owners.get(job_id, ""), job_id)
+            if found is not None:
+                found[1].job.logs.append(text, now_ns())
+                found[1].tail.append(text[:500])
+                self.context.changed()
+
+    def _on_exit(self, job_id: str, code: int, reason: str | None) -> None:
+        """A replica's process ended: a starting or ready replica fails; a draining one only notes it.
+
+        :param job_id: the replica's job id.
+        :param code: the return code (negative: killed by that signal).
+        :param reason: why the simulator killed it (``stop``, ``deleted``, ``unready``, ``shutdown``), if it did.
+        """
+        with self.lock:
+            found = self._find(self._owners.pop(job_id, ""), job_id)
+            if found is None:
+                return
+            dep, pod = found
+            pod.job.exit_code = code
+            pod.pid = None
+            state, how = pod.job.state, exit_text(code)
+            output = "; last output:\n" + "\n".join(pod.tail) if pod.tail else "; it printed nothing"
+            if reason == "shutdown":
+                pod.log(f"container {how}: the simulator shut down")
+            elif state == "pending" and reason == "unready":
+                timeout = self.config.deployment_ready_timeout
+                message = (
+                    f"replica {pod.index} failed: not ready after {timeout:g} s ({pod.probe_note or 'no answer'}); "
+                    f"the container was killed and {how}{output}"
+                )
+                self._fail(dep, pod, message, "ReadinessTimeout")
+            elif state == "pending" and reason is None:
+                message = f"replica {pod.index} failed: the container {how} before it was ready{output}"
+                self._fail(dep, pod, message, "ContainerExited")
+            elif state == "running" and reason is None:
+                self._fail(dep, pod, f"replica {pod.index} failed: the container {how}{output}", "ContainerExited")
+            else:
+                pod.log(f"container {how}")
+                pod.job.updated_ns = now_ns()
             self._reconcile(dep)
 
     def _ready(self, dep: Deployment, pod: Replica, check: str) -> None:
@@ -1233,9 +1478,11 @@ class DeploymentService:
         return env, command
 
     def replica_runtime(self, id_or_name: str) -> dict[str, Any] | None:
-        """Python API: ``{jobId, release, command, env}`` of the newest ready replica, ``None`` when none is ready.
+        """Python API: ``{jobId, release, command, env, pid, port}`` of the newest ready replica, ``None`` when none is
+        ready.
 
-        ``env`` holds the resolved secret values: it is never sent over HTTP.
+        ``env`` holds the resolved secret values: it is never sent over HTTP. ``pid`` (its process group id) and
+        ``port`` (its ``PORT``) are ``None`` when it runs no process.
 
         :param id_or_name: the deployment's id or name.
         """
@@ -1257,6 +1504,8 @@ class DeploymentService:
                 "release": dep.release(pod.release_id).version,
                 "command": pod.command,
                 "env": dict(pod.env),
+                "pid": pod.pid,
+                "port": pod.port,
             }
 
     def _fail(self, dep: Deployment, pod: Replica, message: str, reason: str = "HealthCheckFailed") -> None:
@@ -1270,7 +1519,8 @@ class DeploymentService:
         job = pod.job
         job.state = "failed"
         job.message = job.server_error = message
-        job.started_ns = job.stopped_ns = job.updated_ns = now_ns()
+        job.stopped_ns = job.updated_ns = now_ns()
+        job.started_ns = job.started_ns or job.stopped_ns
         pod.log(f"error: {message}")
         self._event(dep, EVENT_WARNING, "ReplicaFailed", reason, message, job.id)
 
@@ -1300,6 +1550,7 @@ class DeploymentService:
         job.state = "stopping"
         job.updated_ns = now_ns()
         pod.log(f"stopping: {reason}")
+        self.runner.terminate(job.id, "stop")  # SIGTERM its process group, SIGKILL after kill_grace
         self.scheduler.call_later(self.config.stop_seconds, self._replica_gone, dep.id, job.id)
 
     def _replica_gone(self, deployment_id: str, job_id: str) -> None:
@@ -1311,6 +1562,9 @@ class DeploymentService:
         with self.lock:
             found = self._find(deployment_id, job_id)
             if found is None or found[1].job.state != "stopping":
+                return
+            if self.runner.get(job_id) is not None:  # its process is still being killed
+                self.scheduler.call_later(READY_POLL_SECONDS / 2, self._replica_gone, deployment_id, job_id)
                 return
             dep, pod = found
             pod.job.state = "stopped"
@@ -1350,7 +1604,14 @@ class DeploymentService:
                 self.items[dep.id] = dep
                 self._names[(dep.project_id, dep.name)] = dep.id
                 for pod in dep.pods:
+                    if pod.job.state == "running" and self._runs_process(dep, dep.release(pod.release_id).spec):
+                        pod.job.state = "pending"  # its process did not survive the restart: started again
+                        pod.log("the simulator restarted: starting the container again")
                     if pod.job.state == "pending" and not pod.crash_loop:
                         self.scheduler.call_later(self.config.pending_seconds, self._replica_up, dep.id, pod.job.id)
                     elif pod.job.state == "stopping":
                         self.scheduler.call_later(self.config.stop_seconds, self._replica_gone, dep.id, pod.job.id)
+
+    def shutdown(self) -> None:
+        """Kill every replica's process group (the replicas keep their state, for the state file)."""
+        self.runner.kill_all()

@@ -36,6 +36,7 @@ from .drive import (
 from .faults import NO_FAULT, FaultConfig, FaultInjector
 from .identity import Identity
 from .requestlog import RequestLog
+from .serving import Upstream
 from .state import Store
 from .strict import WireModels
 from .wire import (
@@ -766,8 +767,11 @@ class Api:
     def deployment_releases(self, req: Request) -> dict[str, Any]:
         return self.store.deployments.list_releases(req.params["projectId"], req.params["id"])
 
-    def serve_deployment(self, req: Request) -> dict[str, Any]:
-        return self.store.deployments.serve(req.params["id"], req, self.auth.check)
+    def serve_deployment(self, req: Request) -> dict[str, Any] | Response:
+        answer = self.store.deployments.serve(req.params["id"], req, self.auth.check)
+        if isinstance(answer, Upstream):  # a replica process's answer, as it is
+            return Response(answer.status, raw=answer.body, content_type=answer.content_type, headers=answer.headers)
+        return answer
 
     # ---------------------------------------------------------------- drive
 
@@ -1090,7 +1094,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_headers(self, resp: Response, length: int) -> None:
         self.send_response(resp.status)
         if resp.status != 204:
-            self.send_header("Content-Type", resp.content_type)
+            if resp.content_type:  # "" only for a proxied answer that had none
+                self.send_header("Content-Type", resp.content_type)
             self.send_header("Content-Length", str(length))
         for key, value in resp.headers.items():
             self.send_header(key, value)

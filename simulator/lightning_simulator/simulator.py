@@ -138,7 +138,7 @@ class LightningSimulator:
             return self
 
     def stop(self) -> None:
-        """Stop serving, kill running job commands and save the state file (idempotent)."""
+        """Stop serving, kill running job commands and deployment processes and save the state file (idempotent)."""
         with self._lock:
             server, self._server = self._server, None
             if server is None:
@@ -416,10 +416,10 @@ class LightningSimulator:
             time.sleep(0.02)
 
     def deployment_replica(self, id_or_name: str) -> dict[str, Any] | None:
-        """The newest ready replica of a deployment as its container would run: ``{jobId, release, command, env}``
-        (``env`` with the values of its ``fromSecret`` entries and the ``/teamspace`` mount applied; replicas run no
-        process, and the API never returns secret values). ``None`` while no replica is ready; ``KeyError`` if the
-        deployment does not exist."""
+        """The newest ready replica of a deployment as its container runs: ``{jobId, release, command, env, pid,
+        port}`` (``env`` with the values of its ``fromSecret`` entries and the ``/teamspace`` mount applied, which the
+        API never returns; ``pid``, its process group id, and ``port``, its ``PORT``, are ``None`` when it runs no
+        process). ``None`` while no replica is ready; ``KeyError`` if the deployment does not exist."""
         return self.store.deployments.replica_runtime(id_or_name)
 
     def add_studio(self, name: str) -> dict[str, Any]:

@@ -99,6 +99,8 @@ class Store:
             self.deployments.load_state(data.get("deployments", []))
 
     def shutdown(self) -> None:
-        """Kill every running command (their jobs end as failed, their Studio commands as killed)."""
+        """Kill every running command (their jobs end as failed, their Studio commands as killed, deployment
+        replicas keep their state and start their command again after a restart)."""
         self.jobs.shutdown()
         self.studios.shutdown()
+        self.deployments.shutdown()

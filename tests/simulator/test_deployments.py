@@ -19,7 +19,11 @@ STOPPED = "DEPLOYMENT_STATE_STOPPED"
 
 
 def deployment_body(name: str, **overrides: Any) -> dict[str, Any]:
-    """A create body like the SDK's ``Deployment(name).start(image=..., ports=[8000], ...)`` sends."""
+    """A create body like the SDK's ``Deployment(name).start(image=..., ports=[8000], ...)`` sends.
+
+    No command (the image's own): its replicas run no process and the endpoint echoes requests (see
+    test_deployment_processes.py for replicas that run their command).
+    """
     body: dict[str, Any] = {
         "name": name,
         "replicas": 1,
@@ -30,7 +34,7 @@ def deployment_body(name: str, **overrides: Any) -> dict[str, Any]:
             "targetMetric": [{"name": "CPU", "target": "90"}],
         },
         "endpoint": {"ports": ["8000"]},
-        "spec": {"image": "ghcr.io/acme/srv:1", "command": "python serve.py", "instanceName": "cpu-4", "env": []},
+        "spec": {"image": "ghcr.io/acme/srv:1", "command": "", "instanceName": "cpu-4", "env": []},
         "strategy": {"type": "rolling_update", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
     }
     body.update(overrides)
@@ -159,14 +163,28 @@ def test_create_rejects_invalid_bodies_with_the_standard_error_body(
     assert body["code"] == 3 and body["details"] == [] and message in body["message"]
 
 
+STUDIO_SERVER = """
+import http.server, os
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.end_headers()
+        self.wfile.write(b"served from the Studio folder")
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
+"""
+
+
 def test_a_studio_deployment_needs_a_command_and_no_image(client: httpx.Client, sim: LightningSimulator) -> None:
     studio = sim.add_studio("serve-studio")["id"]
     no_command = {"cloudspaceId": studio, "spec": {"instanceName": "cpu-4"}}
     resp = client.post(deps_path(sim), json=deployment_body("studio-dep", **no_command))
     assert resp.status_code == 400 and "command is required" in resp.json()["message"]
+    (sim.studio_dir("serve-studio") / "serve.py").write_text(STUDIO_SERVER)
     dep = create(client, sim, "studio-dep", cloudspaceId=studio, spec={"command": "python serve.py"})
     assert dep["cloudspaceId"] == studio == dep["spec"]["cloudspaceId"] and dep["spec"]["image"] == ""
-    running(sim, dep["id"])
+    url = running(sim, dep["id"])["status"]["urls"][0]
+    assert httpx.get(f"{url}/").text == "served from the Studio folder"  # run in a copy of the Studio's folder
 
 
 def test_a_second_deployment_with_the_same_name_is_refused(client: httpx.Client, sim: LightningSimulator) -> None:

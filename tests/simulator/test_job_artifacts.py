@@ -110,13 +110,29 @@ def deployment(name: str, env: list[dict[str, str]], command: str = "python serv
     }
 
 
+# A model server on $PORT that says whether it got its secret (never its value) and which folder --out names.
+SERVER = """
+import http.server, json, os, sys
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = json.dumps({"token": bool(os.environ["HF_TOKEN"]), "out": sys.argv[2]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body)
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
+"""
+
+
 def test_a_deployment_gets_secret_values_and_the_teamspace_mount_but_the_api_never_returns_them(
     client: httpx.Client, sim: LightningSimulator
 ) -> None:
     project = f"/v1/projects/{sim.project_id}"
     client.post(f"{project}/secrets", json={"name": "HF", "value": "hf-s3cret-value"})
+    sim.drive_path("serve.py").write_text(SERVER)
     env = [{"name": "HF_TOKEN", "fromSecret": "HF"}, {"name": "MODELS", "value": "/teamspace/models"}]
-    created = client.post(f"{project}/deployments", json=deployment("srv", env, "python serve.py --out /teamspace/o"))
+    command = "python /teamspace/serve.py --out /teamspace/o"
+    created = client.post(f"{project}/deployments", json=deployment("srv", env, command))
     assert created.status_code == 200, created.text
     dep = sim.wait_for_deployment("srv", "RUNNING")
     replica = sim.deployment_replica("srv")
@@ -125,7 +141,7 @@ def test_a_deployment_gets_secret_values_and_the_teamspace_mount_but_the_api_nev
     teamspace = str(sim.drive_path())
     assert replica["env"]["MODELS"] == f"{teamspace}/models"
     assert replica["env"]["LIGHTNING_TEAMSPACE_DIR"] == teamspace
-    assert replica["command"] == f"python serve.py --out {teamspace}/o"
+    assert replica["command"] == f"python {teamspace}/serve.py --out {teamspace}/o"
 
     got = client.get(f"{project}/deployments/{dep['id']}")
     assert got.json()["spec"]["env"][0] == {"name": "HF_TOKEN", "value": "", "fromSecret": "HF"}
@@ -138,6 +154,7 @@ def test_a_deployment_gets_secret_values_and_the_teamspace_mount_but_the_api_nev
         assert "hf-s3cret-value" not in client.get(path).text
     served = httpx.post(f"{sim.url}/serve/{dep['id']}/predict", json={"x": 1})
     assert served.status_code == 200 and "hf-s3cret-value" not in served.text
+    assert served.json() == {"token": True, "out": f"{teamspace}/o"}  # the process got both
 
 
 def test_a_deployment_whose_secret_is_missing_fails_clearly(client: httpx.Client, sim: LightningSimulator) -> None:

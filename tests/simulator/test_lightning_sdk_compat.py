@@ -217,10 +217,9 @@ def wait(check):
 out = {}
 dep = Deployment("sdk-api", teamspace="sim-teamspace", org="sim-org")
 out["existed"] = dep.is_started
-dep.start(
+dep.start(  # no command: the replicas run no process and the endpoint echoes
     machine=Machine.CPU,
     image="python:3.11",
-    command="python -m http.server 8000",
     ports=[8000],
     env={"GREETING": "hi"},
     auth=ApiKeyAuth(),
