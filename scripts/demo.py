@@ -2,8 +2,10 @@
 
 1. starts the local Lightning API simulator on 127.0.0.1 (a free port);
 2. prepares a scratch AIRFLOW_HOME (sqlite) and points `lightning_default` at the simulator;
-3. runs `airflow dags test example_lightning_job` with `[operators] default_deferrable = True`, so each
-   job task defers to the trigger and resumes;
+3. runs `airflow dags test` of example_lightning_job, example_lightning_train_deploy (train, evaluate with
+   @task.lightning, deploy the checkpoint as a real server, call it, stop it) and example_lightning_on_checkpoint
+   (scheduled on the checkpoint Asset) with `[operators] default_deferrable = True`, so each task that waits
+   defers to the trigger and resumes;
 4. prints the outcome, the jobs as the simulator saw them and their log lines; stops the simulator.
 """
 
@@ -20,10 +22,9 @@ import httpx
 from lightning_simulator import LightningSimulator
 
 ROOT = Path(__file__).resolve().parent.parent
-DAG_IDS = sys.argv[1:] or [
-    "example_lightning_job", "example_lightning_deployment", "example_lightning_train_deploy",
-    "example_lightning_on_checkpoint",
-]
+# example_lightning_deployment deploys a placeholder image (``python serve.py``); the simulator runs deployment
+# commands for real, so the demo deploys the example that serves what it trained instead.
+DAG_IDS = sys.argv[1:] or ["example_lightning_job", "example_lightning_train_deploy", "example_lightning_on_checkpoint"]
 
 
 def job_log(sim: LightningSimulator, job_id: str) -> list[str]:

@@ -51,8 +51,12 @@ def conn_json(sim: LightningSimulator, **extra: object) -> str:
 
 @pytest.fixture(scope="session")
 def simulator():
-    """One simulator for the session (short provisioning so tests are quick)."""
-    with LightningSimulator(pending_seconds=0.2) as sim:
+    """One simulator for the session (short provisioning so tests are quick).
+
+    Deployments answer with the simulator's echo instead of running their command: the deployment tests use
+    placeholder servers (``python serve.py``); the tests of real model servers start a simulator of their own.
+    """
+    with LightningSimulator(pending_seconds=0.2, deployment_commands=False) as sim:
         yield sim
 
 

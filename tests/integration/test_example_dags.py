@@ -110,3 +110,47 @@ def test_example_studio_dag_starts_prepares_trains_and_stops(airflow_db, sim, mo
     assert (sim.studio_dir("sim-studio") / "data" / "rows.txt").read_text().count("\n") == 1000
     assert sim.studio_phase("sim-studio") == "CLOUD_SPACE_INSTANCE_STATE_STOPPED"
     assert any(c["command"].startswith("mkdir -p data") and c["exitCode"] == 0 for c in sim.studio_commands("sim-studio"))
+
+
+@pytest.fixture
+def serving_sim(monkeypatch):
+    """A simulator whose deployments run their command as a real server (the session one echoes)."""
+    from conftest import conn_json
+    from lightning_simulator import LightningSimulator
+
+    with LightningSimulator(pending_seconds=0.2) as sim:
+        monkeypatch.setenv("AIRFLOW_CONN_LIGHTNING_DEFAULT", conn_json(sim))
+        yield sim
+
+
+def test_example_train_deploy_dag_trains_evaluates_deploys_the_checkpoint_and_calls_it(
+    airflow_db, serving_sim, monkeypatch, capsys
+):
+    sim = serving_sim
+    token = "example-token-1234567890"
+    monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "True")
+    monkeypatch.setenv("AIRFLOW_VAR_MODEL_API_TOKEN", token)
+    dagrun = load_dagbag().get_dag("example_lightning_train_deploy").test()
+    states = {ti.task_id: ti.state for ti in dagrun.get_task_instances()}
+    assert dagrun.state == "success", states
+    trained = xcom_value(dagrun, "train", "return_value")
+    assert trained["checkpoint"] == "models/example/checkpoint.json" and trained["loss"] < 1e-3
+    assert xcom_value(dagrun, "evaluate", "return_value")["passed"] is True
+    # the served process loaded the trained checkpoint: y = 2x + 1 on the inputs 0, 1, 2
+    outputs = xcom_value(dagrun, "call_model", "return_value")["outputs"]
+    assert [round(y, 2) for y in outputs] == [1.0, 3.0, 5.0]
+    assert sim.drive_path("models/example/checkpoint.json").is_file()
+    assert int(sim.get_deployment("example-trained-model")["replicas"]) == 0
+    assert sim.store.secrets.value(sim.project_id, "MODEL_API_TOKEN") == token
+    out = capsys.readouterr()
+    assert token not in out.out + out.err  # the model token is masked in every log line
+
+
+def test_the_checkpoint_dag_is_scheduled_on_the_asset_the_training_task_writes(airflow_db):
+    dagbag = load_dagbag()
+    train = dagbag.get_dag("example_lightning_train_deploy").get_task("train")
+    consumer = dagbag.get_dag("example_lightning_on_checkpoint")
+    (outlet,) = train.outlets
+    assert outlet.uri == "lightning://sim-org/sim-teamspace/models/example/checkpoint.json"
+    condition = consumer.timetable.asset_condition
+    assert [asset.uri for asset in condition.objects] == [outlet.uri]
