@@ -8,7 +8,8 @@
   place only when its length matches what the listing and ``Content-Length`` announced; network failures, 408,
   429, 5xx and truncated bodies are retried. Folder downloads skip folder entries and fail on a missing folder.
 
-Presigned PUTs go through :meth:`~airflow_provider_lightning.api.transport.Transport.storage_client`, which never carries the API credentials.
+Presigned PUTs go through
+:meth:`~airflow_provider_lightning.api.transport.Transport.storage_client`, which never carries the API credentials.
 """
 
 from __future__ import annotations
