@@ -24,11 +24,11 @@ without a process, ``GET /health`` answers ``{"status": "ok"}`` and anything els
 Replica environment: when a replica comes up, its ``spec.env`` entries ``{"name", "fromSecret"}`` get the
 teamspace secret's value (a missing secret fails the replica, and so the deployment, naming the variable and the
 secret), literal values and the command get the ``/teamspace`` mount of :mod:`.drive`, and
-``LIGHTNING_TEAMSPACE_DIR`` is set (:meth:`DeploymentService.replica_runtime` shows it to Python); the API returns
+``LIGHTNING_TEAMSPACE_DIR`` is set (``DeploymentService.replica_runtime`` shows it to Python); the API returns
 ``fromSecret`` entries as sent, never a value.
 
 Replica processes: a replica whose release has a command (``entrypoint`` + ``command``, the argv rules of image
-and Studio jobs in :mod:`.runner`) runs it in its own process group, in a scratch folder (a copy of the Studio's
+and Studio jobs in ``runner``) runs it in its own process group, in a scratch folder (a copy of the Studio's
 folder for Studio deployments), with that environment plus ``PORT``: a free ``127.0.0.1`` port standing for the
 endpoint's first port (the container port, which the health check's port also means). Its output lines are the
 replica's log lines. The replica stays pending until the process accepts connections on ``PORT`` and, with an
