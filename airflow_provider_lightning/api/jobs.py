@@ -148,6 +148,8 @@ def validate_job_env(env: Mapping[str, Any] | None) -> dict[str, Any]:
     secret when the job starts); the secret name is checked like the SDK checks it, before any request."""
     if env is None:
         return {}
+    if isinstance(env, (list, tuple)):
+        env = from_entries(env)
     if not isinstance(env, Mapping):
         raise ValueError(f"env must be a dict of str to str, got {type(env).__name__}")
     literal = {k: v for k, v in env.items() if not isinstance(v, Mapping)}
@@ -166,6 +168,23 @@ def validate_job_env(env: Mapping[str, Any] | None) -> dict[str, Any]:
         else:
             result[key] = value
     return result
+
+
+def from_entries(entries: Sequence[Any]) -> dict[str, Any]:
+    """The wire's ``V1EnvVar`` list (``[{"name", "value"}]`` / ``[{"name", "fromSecret"}]``) as the dict form."""
+    env: dict[str, Any] = {}
+    for entry in entries:
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str) or len(set(entry) - {"name"}) != 1 \
+                or not set(entry) - {"name"} <= {"value", "fromSecret"}:
+            raise ValueError(
+                "env entries must be {'name': ..., 'value': ...} or {'name': ..., 'fromSecret': ...}, "
+                f"got {entry!r}"
+            )
+        name = entry["name"]
+        if name in env:
+            raise ValueError(f"env names {name!r} twice")
+        env[name] = {"fromSecret": entry["fromSecret"]} if "fromSecret" in entry else entry["value"]
+    return env
 
 
 def env_entries(env: Mapping[str, Any]) -> list[dict[str, str]]:

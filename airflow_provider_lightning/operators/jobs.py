@@ -37,7 +37,8 @@ class LightningJobOperator(LightningBaseOperator):
     :param machine: machine name (``"CPU"``, ``"A100"``, ``"H100_X_8"``) or slug (``"lit-a100-1"``).
     :param name: base of the job name (default ``<dag_id>-<task_id>``).
     :param env: environment variables for the job: str to str, or str to ``{"fromSecret": "SECRET_NAME"}``
-        for a value read from a teamspace secret when the job starts (see ``LightningSetSecretOperator``).
+        for a value read from a teamspace secret when the job starts (see ``LightningSetSecretOperator``); the
+        wire's list form ``[{"name": ..., "value" | "fromSecret": ...}]`` is accepted too.
     :param interruptible: use an interruptible (spot) machine.
     :param cluster_id: cloud account; default the connection's ``cluster_id``, else Lightning chooses.
     :param max_run_attempts: platform-side attempts for the job (1 = no platform retry).
@@ -138,6 +139,10 @@ class LightningJobOperator(LightningBaseOperator):
             return placeholder if not check_templates and is_template(v) else v
 
         env: Any = dict(self.env) if isinstance(self.env, Mapping) else self.env
+        if isinstance(env, (list, tuple)):  # the wire's [{"name", "value" | "fromSecret"}] form
+            from airflow_provider_lightning.api.jobs import from_entries
+
+            env = from_entries(env)
         if not check_templates and isinstance(env, Mapping):
             env = {
                 k: {**v, "fromSecret": value(v["fromSecret"], "x")} if isinstance(v, Mapping) and "fromSecret" in v

@@ -148,3 +148,14 @@ def test_a_job_referencing_a_missing_secret_fails_with_a_clear_message(sim):
         )
     message = str(err.value)
     assert "NO_SUCH_SECRET_X" in message and "does not exist" in message and "HF_TOKEN" in message
+
+
+def test_a_job_takes_secret_references_in_the_wire_list_form_too(sim):
+    name = unique("LIST")
+    with LightningHook() as hook:
+        hook.set_secret(name, "from-the-list")
+    result = job_op(
+        command='test "$TOKEN" = from-the-list && test "$MODE" = fast',
+        env=[{"name": "TOKEN", "fromSecret": name}, {"name": "MODE", "value": "fast"}],
+    ).execute(context(run_id=f"secret-list-{name}"))
+    assert result["phase"] == "completed"

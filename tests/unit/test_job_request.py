@@ -70,3 +70,26 @@ def test_studio_job_body_has_no_entrypoint_and_the_studio_id():
     body = JobRequest(name="prep", studio="my-studio", command="python prep.py").validated().body(
         cloudspace_id="cs-1")
     assert body["spec"]["cloudspaceId"] == "cs-1" and "entrypoint" not in body["spec"]
+
+
+def test_job_env_also_takes_the_wire_list_of_env_vars_with_secret_references():
+    from airflow_provider_lightning.api.jobs import JobRequest
+
+    request = JobRequest(name="j", image="python:3.12", command="true", env=[
+        {"name": "HF_TOKEN", "fromSecret": "HF"}, {"name": "MODE", "value": "fast"},
+    ]).validated()
+    assert request.body()["spec"]["env"] == [{"name": "HF_TOKEN", "fromSecret": "HF"}, {"name": "MODE", "value": "fast"}]
+
+
+@pytest.mark.parametrize("bad", [
+    [{"name": "A"}],
+    [{"name": "A", "value": "1", "fromSecret": "S"}],
+    [{"name": "A", "value": "1"}, {"name": "A", "value": "2"}],
+    [{"name": "A", "fromSecret": "1bad"}],
+    ["A=1"],
+])
+def test_a_malformed_env_entry_list_is_refused_before_any_request(bad):
+    from airflow_provider_lightning.api.jobs import JobRequest
+
+    with pytest.raises(ValueError, match="env"):
+        JobRequest(name="j", image="python:3.12", command="true", env=bad).validated()
