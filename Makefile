@@ -3,9 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+PROD_STAMP := $(VENV)/.prod-installed
 DOCS_STAMP := $(VENV)/.docs-installed
 
-.PHONY: install demo test test-fast test-floor lint bench docs clean e2e airflow airflow-stop airflow-status browser chaos dist wire-snapshot
+.PHONY: install demo test test-fast test-floor lint bench docs clean e2e airflow airflow-stop airflow-status browser chaos dist wire-snapshot \
+	install-prod prod-system airflow-prod e2e-prod defer-race
 
 $(STAMP): pyproject.toml simulator/pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -112,3 +114,39 @@ browser:
 # The real stack end to end: REST API (deferral, streamed logs, extra link, kill -> job stopped) and the UI in Chromium.
 e2e: install browser
 	$(PY) -m pytest -q -p no:cacheprovider -m e2e tests/e2e
+
+# -- the production-shaped profile (docs/production-stack.rst) ------------------------------------------------
+# Debian's PostgreSQL and Redis (apt-get only when one is missing); the Celery provider, celery[redis],
+# psycopg2 and asyncpg in .venv (requirements-prod.txt, not part of requirements-dev.txt).
+prod-system:
+	@missing=; \
+	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="postgresql"; \
+	[ -x /usr/bin/redis-server ] || missing="$$missing redis-server"; \
+	if [ -n "$$missing" ]; then \
+		SUDO=; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+		echo "apt-get install$$missing"; \
+		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(PROD_STAMP): $(STAMP) requirements-prod.txt
+	$(PY) -m pip install --quiet -r requirements-prod.txt
+	touch $(PROD_STAMP)
+
+install-prod: install prod-system $(PROD_STAMP)
+
+# Like `make airflow`, production-shaped: PostgreSQL (as the system user airflow-pg) and Redis on 127.0.0.1,
+# CeleryExecutor with two Celery workers, two triggerers, scheduler, dag-processor, api-server, the simulator.
+# Same stack folder, so `make airflow-status` / `make airflow-stop` serve both profiles.
+airflow-prod: install-prod
+	$(PY) scripts/airflow_stack.py start --profile prod
+
+# `make e2e` against the prod profile (its own stack folder, .airflow_home/e2e-prod).
+e2e-prod: install-prod browser
+	E2E_PROFILE=prod $(PY) -m pytest -q -p no:cacheprovider -m e2e tests/e2e
+
+# How often Airflow fails a task that resumes right after deferring: RUNS runs of example_lightning_job on a
+# fresh stack of each profile; prints `profile, runs, race failures` for each.
+RUNS ?= 20
+defer-race: install-prod
+	$(PY) scripts/defer_race.py --profile local --runs $(RUNS)
+	$(PY) scripts/defer_race.py --profile prod --runs $(RUNS)

@@ -8,22 +8,37 @@
   Airflow 3 accepts LocalExecutor on SQLite: task processes never open the DB, they talk to the
   Execution API; so deferral runs in the real, separate triggerer process.
 
-Then it waits until ``/api/v2/monitor/health`` reports every component healthy, creates (or updates) the
+``--profile prod`` (``make airflow-prod``) is the production-shaped variant of the same stack:
+
+* ``postgres`` (Debian's PostgreSQL, a scratch cluster in ``<dir>/postgres/data`` run as the unprivileged
+  system user ``airflow-pg``, created when missing; 127.0.0.1 only, a free port, no Unix socket, password
+  auth) as the metadata DB and Celery's result backend;
+* ``redis`` (Debian's redis-server, 127.0.0.1 only, a free port, a password, no persistence) as the broker;
+* CeleryExecutor with two ``airflow celery worker`` processes (``worker-1``/``worker-2``, distinct Celery
+  hostnames, concurrency 4 each, their own log-server ports) and two triggerers (``triggerer-1``/
+  ``triggerer-2``, their own log-server ports), plus api-server, scheduler, dag-processor and the simulator.
+
+Then it waits until ``/api/v2/monitor/health`` reports every component healthy (prod: also both triggerers
+registered alive and both Celery workers ready), creates (or updates) the
 ``lightning_default`` connection in the metadata DB through the REST API so it points at the simulator
 and shows in the UI, waits for the DAGs to be parsed and unpauses the ones without a schedule, prints
 the UI address and the login and returns. PIDs, ports and URLs are kept in ``<dir>/stack.json`` (and
-``<dir>/pids/<name>.pid``). ``stop`` sends SIGTERM to each recorded process group, then SIGKILL to
-whatever is left, including any stray process that carries this stack's marker
-(``AIRFLOW_STACK_DIR=<dir>`` in its environment) or runs in the simulator's job folder.
+``<dir>/pids/<name>.pid``). ``stop`` sends SIGTERM to each recorded process group (Airflow first, then the
+simulator, then Redis and PostgreSQL, the latter SIGINT: a fast shutdown), then SIGKILL to whatever is
+left, including descendants that left their session, any stray process that carries this stack's marker
+(``AIRFLOW_STACK_DIR=<dir>`` in its environment) or runs in the simulator's job folder. Both profiles use
+the same default folder, so ``stop`` and ``status`` need no ``--profile``.
 
 Usage::
 
-    python scripts/airflow_stack.py start [--dir DIR] [--fresh] [--extra-dags PATH] [--port N]
+    python scripts/airflow_stack.py start [--dir DIR] [--fresh] [--extra-dags PATH] [--port N] [--profile prod]
     python scripts/airflow_stack.py status [--dir DIR]
     python scripts/airflow_stack.py stop [--dir DIR]
     eval "$(python scripts/airflow_stack.py env)"   # then `airflow dags list` talks to the same stack
 
-Only the standard library is needed for ``stop``; ``start`` and ``status`` use httpx.
+Only the standard library is needed for ``stop``; ``start`` and ``status`` use httpx; ``start --profile prod``
+also needs psycopg2 and the Celery provider (requirements-prod.txt) and the Debian packages postgresql and
+redis-server (``make airflow-prod`` installs all of them).
 """
 
 from __future__ import annotations
@@ -32,6 +47,8 @@ import argparse
 import base64
 import json
 import os
+import pwd
+import re
 import secrets
 import shutil
 import signal
@@ -52,6 +69,21 @@ SIM_API_KEY = "sim-key"  # the simulator's default API key, stored as the connec
 MARKER = "AIRFLOW_STACK_DIR"
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 HEALTH_KEYS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+PROFILES = ("local", "prod")
+# prod: Airflow components -> argv after `airflow` (log-server ports are set per component in start())
+PROD_COMPONENTS: dict[str, list[str]] = {
+    "api-server": ["api-server"],
+    "scheduler": ["scheduler"],
+    "dag-processor": ["dag-processor"],
+    "triggerer-1": ["triggerer"],
+    "triggerer-2": ["triggerer"],
+    "worker-1": ["celery", "worker", "--celery-hostname", "worker-1@%h", "--concurrency", "4"],
+    "worker-2": ["celery", "worker", "--celery-hostname", "worker-2@%h", "--concurrency", "4"],
+}
+SERVICES = ("postgres", "redis")  # prod: started before Airflow, stopped after it
+SERVICE_USER = "airflow-pg"  # unprivileged system user PostgreSQL (and Redis) run as when this runs as root
+PG_USER = "airflow"  # the database role and database Airflow uses
+PG_DB = "airflow"
 
 
 class StackError(RuntimeError):
@@ -135,7 +167,25 @@ def _members(info: dict[str, Any]) -> list[int]:
     pid = int(info["pgid"])
     if _alive(pid) and _start_time(pid) != info.get("start_time"):
         return []  # the pid was reused by an unrelated process
-    return _session_members(pid)
+    members = _session_members(pid)
+    if _alive(pid):  # plus children that left the session (PostgreSQL's backends each call setsid())
+        members = sorted(set(members) | _descendants(pid))
+    return members
+
+
+def _descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for other in _all_pids():
+        fields = _proc_stat(other)
+        if fields and len(fields) > 1 and fields[0] not in ("Z", "X"):
+            children.setdefault(int(fields[1]), []).append(other)
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
 
 
 def _has_marker(pid: int, stack_dir: Path) -> bool:
@@ -214,7 +264,27 @@ def _secrets(stack_dir: Path) -> dict[str, str]:
         return values
 
 
-def airflow_env(stack_dir: Path, ports: dict[str, int], extra_dags: list[str]) -> dict[str, str]:
+def _service_secrets(stack_dir: Path) -> dict[str, str]:
+    """The PostgreSQL and Redis passwords of the prod profile, added to ``secrets.json`` on first use."""
+    values = _secrets(stack_dir)
+    if "pg_password" not in values or "redis_password" not in values:
+        values = {**values, "pg_password": secrets.token_hex(16), "redis_password": secrets.token_hex(16)}
+        path = stack_dir / "secrets.json"
+        path.write_text(json.dumps(values) + "\n")
+        path.chmod(0o600)
+    return values
+
+
+def sql_alchemy_conn(stack_dir: Path, ports: dict[str, int], profile: str = "local") -> str:
+    """The metadata DB's SQLAlchemy URL (prod: PostgreSQL through psycopg2, password included)."""
+    if profile == "prod":
+        password = _service_secrets(stack_dir)["pg_password"]
+        return f"postgresql+psycopg2://{PG_USER}:{password}@127.0.0.1:{ports['postgres']}/{PG_DB}"
+    return f"sqlite:///{stack_dir / 'airflow.db'}"
+
+
+def airflow_env(stack_dir: Path, ports: dict[str, int], extra_dags: list[str],
+                profile: str = "local") -> dict[str, str]:
     """The environment every Airflow component (and the CLI) of this stack runs with."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}  # no leaking test config
     for var in ("LIGHTNING_USER_ID", "LIGHTNING_API_KEY", "LIGHTNING_AUTH_TOKEN", "LIGHTNING_CLOUD_URL"):
@@ -228,7 +298,7 @@ def airflow_env(stack_dir: Path, ports: dict[str, int], extra_dags: list[str]) -
         bundles.append({"name": f"extra-{folder.name}", "classpath": local,
                         "kwargs": {"path": str(folder), "refresh_interval": 5}})
     venv_bin = str(Path(sys.executable).parent)
-    return {
+    env = {
         **base,
         "PATH": venv_bin + os.pathsep + base.get("PATH", ""),
         "PYTHONUNBUFFERED": "1",
@@ -259,19 +329,49 @@ def airflow_env(stack_dir: Path, ports: dict[str, int], extra_dags: list[str]) -
         "AIRFLOW__SCHEDULER__TRIGGER_TIMEOUT_CHECK_INTERVAL": "5",
         "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": "True",
     }
+    if profile == "prod":
+        redis_password = _service_secrets(stack_dir)["redis_password"]
+        db_url = sql_alchemy_conn(stack_dir, ports, profile)
+        env.update({
+            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "8",  # two workers, concurrency 4 each
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db_url,
+            "AIRFLOW__CELERY__BROKER_URL": f"redis://:{redis_password}@127.0.0.1:{ports['redis']}/0",
+            "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + db_url,  # driver named: SQLAlchemy 2.1 defaults to psycopg 3
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": "4",
+            # the api-server fetches logs of running tasks from here (worker-1's log server; every worker and
+            # triggerer of this stack writes to the same <dir>/logs, so any of them can serve any file)
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(ports["worker_logs"]),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(ports["trigger_logs"]),
+        })
+    return env
+
+
+def _component_env(env: dict[str, str], name: str, ports: dict[str, int]) -> dict[str, str]:
+    """prod: each Celery worker and triggerer serves its logs on a port of its own (they share a host)."""
+    if name.startswith("worker-"):
+        return {**env, "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(ports[f"{name}_logs"])}
+    if name.startswith("triggerer-"):
+        return {**env, "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(ports[f"{name}_logs"])}
+    return env
 
 
 # -- start -----------------------------------------------------------------------------------------
 
 
-def _launch(name: str, argv: list[str], env: dict[str, str], stack_dir: Path) -> dict[str, Any]:
+def _launch(name: str, argv: list[str], env: dict[str, str], stack_dir: Path,
+            user: str | None = None) -> dict[str, Any]:
     log = stack_dir / "run" / f"{name}.log"
+    as_user: dict[str, Any] = {"user": user, "group": user, "extra_groups": []} if user else {}
     with open(log, "ab") as out:
         proc = subprocess.Popen(argv, env=env, cwd=str(stack_dir), stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+                                stderr=subprocess.STDOUT, start_new_session=True, close_fds=True, **as_user)
     (stack_dir / "pids" / f"{name}.pid").write_text(f"{proc.pid}\n")
-    return {"pid": proc.pid, "pgid": proc.pid, "start_time": _start_time(proc.pid), "log": str(log),
+    info = {"pid": proc.pid, "pgid": proc.pid, "start_time": _start_time(proc.pid), "log": str(log),
             "argv": argv}
+    if user:
+        info["user"] = user
+    return info
 
 
 def _check_alive(state: dict[str, Any]) -> None:
@@ -285,17 +385,216 @@ def _start_simulator(stack_dir: Path, env: dict[str, str], port: int, timeout: f
     (sim_dir / "work").mkdir(parents=True, exist_ok=True)
     argv = [_bin("lightning-simulator"), "--port", str(port), "--pending-seconds", "1",
             "--state-file", str(sim_dir / "state.json"), "--work-dir", str(sim_dir / "work")]
+    offset = _log_size(stack_dir / "run" / "simulator.log")  # the log is appended to: skip earlier starts
     info = _launch("simulator", argv, env, stack_dir)
     deadline = time.monotonic() + timeout
     prefix = "Lightning simulator listening on "
     while time.monotonic() < deadline:
-        for line in Path(info["log"]).read_text(errors="replace").splitlines()[::-1]:
+        with open(info["log"], "rb") as log:
+            log.seek(offset)
+            text = log.read().decode(errors="replace")
+        for line in text.splitlines()[::-1]:
             if line.startswith(prefix):
                 return info, line[len(prefix):].strip()
         if not _alive(info["pid"]):
             break
         time.sleep(0.1)
     raise StackError(f"the simulator did not start; last lines of {info['log']}:\n{_tail(Path(info['log']))}")
+
+
+# -- prod profile: PostgreSQL and Redis -------------------------------------------------------------
+
+
+def _pg_bin() -> Path:
+    """The bin folder of the newest Debian PostgreSQL (``/usr/lib/postgresql/<major>/bin``)."""
+    found = [p.parent for p in Path("/usr/lib/postgresql").glob("*/bin/postgres")]
+    found.sort(key=lambda d: int(d.parent.name) if d.parent.name.isdigit() else 0)
+    if not found:
+        raise StackError("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/postgres): "
+                         "`make airflow-prod` installs Debian's postgresql")
+    return found[-1]
+
+
+def _service_user() -> str | None:
+    """The user PostgreSQL and Redis run as: ``airflow-pg`` (a system user, created when missing) if this
+    runs as root (PostgreSQL refuses root), else None: the current, already unprivileged, user."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam(SERVICE_USER)
+        return SERVICE_USER
+    except KeyError:
+        pass
+    made = subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
+                           "--shell", "/usr/sbin/nologin", "--comment", "PostgreSQL and Redis of the local Airflow",
+                           SERVICE_USER], capture_output=True, text=True)
+    if made.returncode != 0:
+        raise StackError(f"could not create the system user {SERVICE_USER}: {made.stderr.strip()}")
+    return SERVICE_USER
+
+
+def _chown(path: Path, user: str | None) -> None:
+    if user:
+        entry = pwd.getpwnam(user)
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def _check_reachable(folder: Path, user: str | None) -> None:
+    """The service user must be able to walk down to ``folder`` (e.g. not under a 0700 home folder)."""
+    if not user:
+        return
+    uid = pwd.getpwnam(user).pw_uid
+    for parent in reversed([folder, *folder.parents]):
+        st = parent.stat()
+        if st.st_uid != uid and not st.st_mode & 0o001:
+            raise StackError(f"the service user {user} cannot enter {parent} (mode {oct(st.st_mode & 0o777)}): "
+                             f"use a --dir whose parent folders others may enter")
+
+
+def _service_env(stack_dir: Path) -> dict[str, str]:
+    return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C", "TZ": "UTC", MARKER: str(stack_dir)}
+
+
+def _pg_connect(port: int, password: str, dbname: str = "postgres") -> Any:
+    import psycopg2
+
+    return psycopg2.connect(host="127.0.0.1", port=port, user=PG_USER, password=password, dbname=dbname,
+                            connect_timeout=3)
+
+
+def _start_postgres(stack_dir: Path, port: int, user: str | None, timeout: float) -> dict[str, Any]:
+    """A scratch cluster in ``<dir>/postgres/data`` (made with initdb on first use), 127.0.0.1:``port`` only."""
+    try:
+        import psycopg2
+    except ImportError as error:
+        raise StackError("psycopg2 is missing: `make airflow-prod` installs requirements-prod.txt") from error
+    bin_dir = _pg_bin()
+    pg_dir = stack_dir / "postgres"
+    data = pg_dir / "data"
+    password = _service_secrets(stack_dir)["pg_password"]
+    pg_dir.mkdir(exist_ok=True)
+    _check_reachable(pg_dir, user)
+    as_user: dict[str, Any] = {"user": user, "group": user, "extra_groups": []} if user else {}
+    if not (data / "PG_VERSION").exists():
+        if data.exists():
+            shutil.rmtree(data)  # a cluster whose initdb did not finish
+        data.mkdir(mode=0o700)
+        _chown(data, user)
+        pwfile = pg_dir / "initdb-password"
+        pwfile.write_text(password + "\n")
+        pwfile.chmod(0o600)
+        _chown(pwfile, user)
+        try:
+            with open(stack_dir / "run" / "postgres-initdb.log", "ab") as log:
+                made = subprocess.run([str(bin_dir / "initdb"), "-D", str(data), "-U", PG_USER, f"--pwfile={pwfile}",
+                                       "--auth=scram-sha-256", "-E", "UTF8", "--no-locale"],
+                                      env=_service_env(stack_dir), cwd=str(pg_dir), stdout=log,
+                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=timeout, **as_user)
+        finally:
+            pwfile.unlink(missing_ok=True)
+        if made.returncode != 0:
+            raise StackError(f"initdb failed:\n{_tail(stack_dir / 'run' / 'postgres-initdb.log')}")
+        with open(data / "postgresql.conf", "a") as conf:
+            conf.write("\n# airflow_stack.py (prod profile): TCP on loopback only, no Unix socket\n"
+                       "listen_addresses = '127.0.0.1'\nunix_socket_directories = ''\nmax_connections = 200\n")
+    info = _launch("postgres", [str(bin_dir / "postgres"), "-D", str(data), "-p", str(port)],
+                   _service_env(stack_dir), stack_dir, user)
+    info["stop_signal"] = "SIGINT"  # fast shutdown (SIGTERM would wait for every client to disconnect)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            db = _pg_connect(port, password)
+            break
+        except psycopg2.OperationalError as error:
+            if not _alive(info["pid"]) or time.monotonic() > deadline:
+                raise StackError(f"PostgreSQL did not start ({str(error).strip()}); "
+                                 f"last lines of {info['log']}:\n{_tail(Path(info['log']))}") from error
+            time.sleep(0.2)
+    try:
+        db.autocommit = True
+        with db.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (PG_DB,))
+            if cur.fetchone() is None:
+                cur.execute(f'CREATE DATABASE "{PG_DB}"')
+    finally:
+        db.close()
+    return info
+
+
+def _redis_ping(port: int, password: str) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as conn:
+            conn.sendall(f"AUTH {password}\r\nPING\r\n".encode())
+            reply = b""
+            while b"PONG" not in reply and b"-" not in reply[:1] and len(reply) < 200:
+                chunk = conn.recv(200)
+                if not chunk:
+                    break
+                reply += chunk
+            return b"+PONG" in reply
+    except OSError:
+        return False
+
+
+def _start_redis(stack_dir: Path, port: int, user: str | None, timeout: float) -> dict[str, Any]:
+    """Debian's redis-server, 127.0.0.1:``port`` only, a password, nothing written to disk."""
+    server = shutil.which("redis-server") or "/usr/bin/redis-server"
+    if not Path(server).exists():
+        raise StackError("redis-server is not installed: `make airflow-prod` installs Debian's redis-server")
+    redis_dir = stack_dir / "redis"
+    redis_dir.mkdir(exist_ok=True)
+    _chown(redis_dir, user)
+    password = _service_secrets(stack_dir)["redis_password"]
+    conf = redis_dir / "redis.conf"  # the password stays out of the command line
+    conf.write_text(f"bind 127.0.0.1\nport {port}\nprotected-mode yes\nrequirepass {password}\n"
+                    f"save \"\"\nappendonly no\ndaemonize no\nlogfile \"\"\ndir {redis_dir}\n")
+    conf.chmod(0o600)
+    _chown(conf, user)
+    info = _launch("redis", [server, str(conf)], _service_env(stack_dir), stack_dir, user)
+    deadline = time.monotonic() + timeout
+    while not _redis_ping(port, password):
+        if not _alive(info["pid"]) or time.monotonic() > deadline:
+            raise StackError(f"Redis did not start; last lines of {info['log']}:\n{_tail(Path(info['log']))}")
+        time.sleep(0.1)
+    return info
+
+
+def _log_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _wait_prod_ready(state: dict[str, Any], api: Any, log_offsets: dict[str, int], timeout: float) -> None:
+    """Both Celery workers logged ``ready.`` and both triggerers are registered alive (``/api/v2/jobs``)."""
+    from datetime import datetime
+
+    deadline = time.monotonic() + timeout
+    workers = [name for name in state["processes"] if name.startswith("worker-")]
+    triggerers = [name for name in state["processes"] if name.startswith("triggerer-")]
+    ready: set[str] = set()
+    alive: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        _check_alive(state)
+        for name in workers:
+            if name not in ready:
+                with open(state["processes"][name]["log"], "rb") as log:
+                    log.seek(log_offsets.get(name, 0))
+                    if re.search(rb"\b" + re.escape(name.encode()) + rb"@\S+ ready\.", log.read()):
+                        ready.add(name)
+        jobs = api.get("/api/v2/jobs", params={"job_type": "TriggererJob", "job_state": "running", "is_alive": True,
+                                               "limit": 100}).json().get("jobs", [])
+        since = state["started_at"]  # not a job left behind by an earlier start
+        alive = [job for job in jobs if job.get("start_date")
+                 and datetime.fromisoformat(job["start_date"].replace("Z", "+00:00")).timestamp() >= since]
+        if len(ready) == len(workers) and len(alive) >= len(triggerers):
+            state["celery_workers_ready"] = sorted(ready)
+            state["triggerer_jobs"] = sorted(job["id"] for job in alive)
+            return
+        time.sleep(0.5)
+    raise StackError(f"not ready after {timeout:.0f} s: Celery workers ready {sorted(ready)} of {workers}, "
+                     f"{len(alive)} of {len(triggerers)} triggerers alive")
 
 
 def token(api_url: str, username: str = USERNAME, password: str = PASSWORD) -> str:
@@ -329,13 +628,24 @@ def is_healthy(report: dict[str, Any] | None) -> bool:
     return report is not None and all((report.get(k) or {}).get("status") == "healthy" for k in HEALTH_KEYS)
 
 
+def _heartbeats_since(report: dict[str, Any], since: float) -> bool:
+    """Every component's latest heartbeat is newer than ``since`` (the DB may hold the previous start's)."""
+    from datetime import datetime
+
+    for key in HEALTH_KEYS[1:]:
+        beat = next((v for k, v in (report.get(key) or {}).items() if k.startswith("latest_") and v), None)
+        if not beat or datetime.fromisoformat(str(beat).replace("Z", "+00:00")).timestamp() < since:
+            return False
+    return True
+
+
 def _wait_healthy(state: dict[str, Any], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     report = None
     while time.monotonic() < deadline:
         _check_alive(state)
         report = health(state["api_url"])
-        if is_healthy(report):
+        if is_healthy(report) and _heartbeats_since(report, state["started_at"]):
             return
         time.sleep(0.5)
     raise StackError(f"not healthy after {timeout:.0f} s: {report}")
@@ -391,13 +701,19 @@ def running_state(stack_dir: Path) -> dict[str, Any] | None:
 
 def start(stack_dir: Path = DEFAULT_DIR, *, fresh: bool = False, extra_dags: list[str] | None = None,
           api_port: int = 0, timeout: float = 180.0, wait_dags: list[str] | None = None,
-          out: Any = sys.stdout) -> dict[str, Any]:
-    """Start the stack (or return the running one) and return its state once it is healthy."""
+          out: Any = sys.stdout, profile: str = "local") -> dict[str, Any]:
+    """Start the stack (or return the running one) and return its state once it is healthy.
+
+    ``profile="prod"``: PostgreSQL, Redis, CeleryExecutor with two workers and two triggerers (module docstring).
+    """
+    if profile not in PROFILES:
+        raise StackError(f"unknown profile {profile!r} (one of {', '.join(PROFILES)})")
     stack_dir = Path(stack_dir).resolve()
     extra_dags = [str(Path(p).resolve()) for p in (extra_dags or [])]
     began = time.monotonic()
     current = running_state(stack_dir)
-    if current and not fresh and current.get("extra_dags", []) == extra_dags and is_healthy(health(current["api_url"])):
+    if (current and not fresh and current.get("extra_dags", []) == extra_dags
+            and current.get("profile", "local") == profile and is_healthy(health(current["api_url"]))):
         print(f"Airflow stack already running in {stack_dir}", file=out)
         print_summary(current, out)
         return current
@@ -410,14 +726,29 @@ def start(stack_dir: Path = DEFAULT_DIR, *, fresh: bool = False, extra_dags: lis
     password_file = stack_dir / "passwords.json"
     password_file.write_text(json.dumps({USERNAME: PASSWORD}) + "\n")
     ports = {"api": api_port or free_port(), "worker_logs": free_port(), "trigger_logs": free_port()}
-    env = airflow_env(stack_dir, ports, extra_dags)
+    if profile == "prod":
+        ports.update({"postgres": free_port(), "redis": free_port(),
+                      "worker-1_logs": ports["worker_logs"], "worker-2_logs": free_port(),
+                      "triggerer-1_logs": ports["trigger_logs"], "triggerer-2_logs": free_port()})
+    env = airflow_env(stack_dir, ports, extra_dags, profile)
     airflow = _bin("airflow")
     state: dict[str, Any] = {
         "dir": str(stack_dir), "api_url": f"http://127.0.0.1:{ports['api']}", "ports": ports,
         "username": USERNAME, "password": PASSWORD, "dags_folder": str(DAGS_FOLDER), "extra_dags": extra_dags,
         "started_at": time.time(), "processes": {},
     }
+    if profile == "prod":
+        state["profile"] = profile
     try:
+        if profile == "prod":
+            user = _service_user()
+            print(f"== Airflow stack (prod) in {stack_dir}: PostgreSQL on 127.0.0.1:{ports['postgres']}, "
+                  f"Redis on 127.0.0.1:{ports['redis']} (as {user or 'the current user'})", file=out, flush=True)
+            state["processes"]["postgres"] = _start_postgres(stack_dir, ports["postgres"], user, 60)
+            _save_state(stack_dir, state)
+            state["processes"]["redis"] = _start_redis(stack_dir, ports["redis"], user, 30)
+            _save_state(stack_dir, state)
+            state["services_after_s"] = round(time.monotonic() - began, 1)
         print(f"== Airflow stack in {stack_dir}: airflow db migrate", file=out, flush=True)
         with open(stack_dir / "run" / "db-migrate.log", "ab") as log:
             migrate = subprocess.run([airflow, "db", "migrate"], env=env, cwd=str(stack_dir), stdout=log,
@@ -428,9 +759,11 @@ def start(stack_dir: Path = DEFAULT_DIR, *, fresh: bool = False, extra_dags: lis
         state["processes"]["simulator"] = sim_info
         state["simulator_url"] = sim_url
         _save_state(stack_dir, state)
-        print(f"== simulator at {sim_url}; starting {', '.join(COMPONENTS)}", file=out, flush=True)
-        for name in COMPONENTS:
-            state["processes"][name] = _launch(name, [airflow, name], env, stack_dir)
+        components = {name: [name] for name in COMPONENTS} if profile == "local" else PROD_COMPONENTS
+        print(f"== simulator at {sim_url}; starting {', '.join(components)}", file=out, flush=True)
+        log_offsets = {name: _log_size(stack_dir / "run" / f"{name}.log") for name in components}
+        for name, args in components.items():
+            state["processes"][name] = _launch(name, [airflow, *args], _component_env(env, name, ports), stack_dir)
         _save_state(stack_dir, state)
         _wait_healthy(state, timeout - (time.monotonic() - began))
         state["healthy_after_s"] = round(time.monotonic() - began, 1)
@@ -438,6 +771,8 @@ def start(stack_dir: Path = DEFAULT_DIR, *, fresh: bool = False, extra_dags: lis
 
         sim = httpx.get(f"{sim_url}/__admin/info", timeout=10).json()
         with client(state) as api:
+            if profile == "prod":
+                _wait_prod_ready(state, api, log_offsets, timeout - (time.monotonic() - began))
             _upsert_connection(api, sim_url, sim)
             state["unpaused"] = _wait_dags_and_unpause(
                 api, wait_dags or ["example_lightning_job"], timeout - (time.monotonic() - began))
@@ -453,6 +788,14 @@ def start(stack_dir: Path = DEFAULT_DIR, *, fresh: bool = False, extra_dags: lis
 
 
 def print_summary(state: dict[str, Any], out: Any = sys.stdout) -> None:
+    if state.get("profile") == "prod":
+        ports = state["ports"]
+        runs_as = state["processes"].get("postgres", {}).get("user", "the current user")
+        print(f"""
+Profile:         prod: CeleryExecutor, 2 Celery workers (concurrency 4 each), 2 triggerers
+PostgreSQL:      127.0.0.1:{ports['postgres']}  (database {PG_DB}, user {PG_USER}, password in secrets.json;
+                 data in {state['dir']}/postgres/data, run as {runs_as})
+Redis (broker):  127.0.0.1:{ports['redis']}  (password in secrets.json, no persistence)""", file=out, flush=True)
     print(f"""
 Airflow UI:      {state['api_url']}/   (login {state['username']} / {state['password']})
 REST API:        {state['api_url']}/api/v2  (token: POST {state['api_url']}/auth/token)
@@ -475,13 +818,15 @@ def stop(stack_dir: Path = DEFAULT_DIR, *, grace: float = 20.0, out: Any = sys.s
     processes = state.get("processes", {})
     # Airflow components first (LocalExecutor workers, task and trigger processes are in their sessions),
     # then the simulator, so that work still shutting down can reach it.
-    airflow = [info for name, info in processes.items() if name != "simulator"]
+    # prod: PostgreSQL and Redis last, once nothing uses them any more.
+    airflow = [info for name, info in processes.items() if name != "simulator" and name not in SERVICES]
     simulator = [info for name, info in processes.items() if name == "simulator"]
-    for batch in (airflow, simulator):
+    services = [info for name, info in processes.items() if name in SERVICES]
+    for batch in (airflow, simulator, services):
         for info in batch:
             if _members(info):
                 try:
-                    os.killpg(int(info["pgid"]), signal.SIGTERM)
+                    os.killpg(int(info["pgid"]), getattr(signal, info.get("stop_signal", "SIGTERM")))
                 except (ProcessLookupError, PermissionError):
                     pass
         deadline = time.monotonic() + grace
@@ -535,7 +880,7 @@ def status(stack_dir: Path = DEFAULT_DIR, out: Any = sys.stdout) -> int:
               file=out)
         return 1
     total = 0
-    print(f"Airflow stack in {stack_dir}", file=out)
+    print(f"Airflow stack in {stack_dir}" + (" (profile prod)" if state.get("profile") == "prod" else ""), file=out)
     for name, info in state["processes"].items():
         members = _members(info)
         rss = _rss_kib(members)
@@ -547,6 +892,14 @@ def status(stack_dir: Path = DEFAULT_DIR, out: Any = sys.stdout) -> int:
     print(f"  total RSS {total / 1024:.1f} MiB; health: "
           + (", ".join(f"{k} {(report.get(k) or {}).get('status')}" for k in HEALTH_KEYS) if report else "unreachable"),
           file=out)
+    if state.get("profile") == "prod" and report:
+        try:
+            with client(state) as api:
+                jobs = api.get("/api/v2/jobs", params={"job_type": "TriggererJob", "job_state": "running",
+                                                       "is_alive": True, "limit": 100}).json().get("jobs", [])
+            print(f"  triggerer jobs alive (REST API): {len(jobs)} ({', '.join(str(j['id']) for j in jobs)})", file=out)
+        except Exception as error:  # status only informs
+            print(f"  triggerer jobs: could not ask the REST API ({error})", file=out)
     print_summary(state, out)
     return 0 if is_healthy(report) else 1
 
@@ -564,11 +917,14 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--wait-dag", action="append", default=[], help="DAG id to wait for before returning")
             p.add_argument("--port", type=int, default=0, help="api-server port (default: a free one)")
             p.add_argument("--timeout", type=float, default=180.0, help="seconds to become healthy")
+            p.add_argument("--profile", choices=PROFILES, default="local",
+                           help="local: SQLite + LocalExecutor (default); prod: PostgreSQL, Redis, CeleryExecutor "
+                                "with two workers, two triggerers")
     args = parser.parse_args(argv)
     try:
         if args.command == "start":
             start(args.dir, fresh=args.fresh, extra_dags=args.extra_dags, api_port=args.port, timeout=args.timeout,
-                  wait_dags=args.wait_dag or None)
+                  wait_dags=args.wait_dag or None, profile=args.profile)
             return 0
         if args.command == "stop":
             stop(args.dir)
@@ -579,7 +935,8 @@ def main(argv: list[str] | None = None) -> int:
         if not state:
             print(f"no Airflow stack running in {args.dir}", file=sys.stderr)
             return 1
-        env = airflow_env(Path(state["dir"]), state["ports"], state.get("extra_dags", []))
+        env = airflow_env(Path(state["dir"]), state["ports"], state.get("extra_dags", []),
+                          state.get("profile", "local"))
         for key, value in env.items():
             if key.startswith("AIRFLOW") and key != MARKER:  # the marker would make `stop` kill your shell
                 print(f"export {key}={_shell_quote(value)}")

@@ -4,6 +4,9 @@ E2E tests run only when selected (``pytest -m e2e tests/e2e``, as ``make e2e`` d
 in the default ``pytest`` run they are skipped and nothing is started.
 The stack lives in ``.airflow_home/e2e`` (``E2E_STACK_DIR`` to change it), wiped at the start, so a
 ``make airflow`` stack in ``.airflow_home/stack`` keeps running meanwhile.
+``E2E_PROFILE=prod`` (``make e2e-prod``) runs the same tests against the production-shaped stack
+(PostgreSQL, Redis, CeleryExecutor with two workers, two triggerers; see scripts/airflow_stack.py),
+in ``.airflow_home/e2e-prod`` unless ``E2E_STACK_DIR`` says otherwise.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 E2E_DAGS = Path(__file__).resolve().parent / "dags"
 ARTIFACTS = ROOT / "test-artifacts" / "e2e"
-STACK_DIR = Path(os.environ.get("E2E_STACK_DIR", ROOT / ".airflow_home" / "e2e"))
+PROFILE = os.environ.get("E2E_PROFILE") or "local"  # "local" (SQLite, LocalExecutor) or "prod"
+STACK_DIR = Path(os.environ.get("E2E_STACK_DIR", ROOT / ".airflow_home" / ("e2e" if PROFILE == "local" else "e2e-prod")))
 FIGURES: dict[str, Any] = {}  # printed in the terminal summary
 
 
@@ -61,7 +65,10 @@ def stack() -> Any:
         state = airflow_stack.start(
             STACK_DIR, fresh=True, extra_dags=[str(E2E_DAGS)],
             wait_dags=["example_lightning_job", "e2e_lightning_kill", "e2e_lightning_secrets"], timeout=180,
+            profile=PROFILE,
         )
+        if PROFILE != "local":
+            FIGURES["stack profile"] = f"{PROFILE} ({', '.join(state['processes'])})"
         FIGURES["stack healthy after (s)"] = state["healthy_after_s"]
         FIGURES["stack ready (DAGs parsed, unpaused) after (s)"] = state["ready_after_s"]
         yield state
