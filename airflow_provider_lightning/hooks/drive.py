@@ -194,14 +194,11 @@ class LightningDriveMixin:
         :param path: a sub-folder of the artifacts.
         :param recursive: list every file below (default) or the direct children only.
         """
-        folders = LightningDriveMixin.job_artifacts_folders(self, job, kind=kind)
+        multi, folders = _persisted_folders(self, job, kind, path)
         entries: list[drive.DriveEntry] = []
-        for name, folder in folders.items():
-            if folder is None:
-                raise drive.LightningDriveNotFound(_not_persisted(name))
-            sub = drive.join(folder, path) if path else folder
+        for name, sub in folders:
             found = self.run(drive.list_folder(self.project_id, sub, recursive=recursive))
-            prefix = f"{name}/" if len(folders) > 1 or kind == MMT.name else ""
+            prefix = f"{name}/" if multi else ""
             entries += [drive.DriveEntry(prefix + e.path, e.is_dir, e.size, e.cluster_id, e.last_modified)
                         for e in found]
         return entries
@@ -224,13 +221,10 @@ class LightningDriveMixin:
         :param path: only this sub-folder of the artifacts.
         :param progress: called with ``(bytes done, total bytes)`` per machine.
         """
-        folders = LightningDriveMixin.job_artifacts_folders(self, job, kind=kind)
+        multi, folders = _persisted_folders(self, job, kind, path)
         out: list[transfer.TransferResult] = []
-        for name, folder in folders.items():
-            if folder is None:
-                raise drive.LightningDriveNotFound(_not_persisted(name))
-            sub = drive.join(folder, path) if path else folder
-            target = Path(local_dir) / name if kind == MMT.name else Path(local_dir)
+        for name, sub in folders:
+            target = Path(local_dir) / name if multi else Path(local_dir)
             try:
                 out += transfer.download_folder(self.transport, self.project_id, sub, target, progress=progress)
             except drive.LightningDriveNotFound as error:
@@ -252,6 +246,21 @@ class LightningDriveMixin:
         if folder is None:
             raise results.LightningResultError(_not_persisted(name))
         return self.run(results.read_result(self.project_id, folder, max_bytes=max_bytes))
+
+
+def _persisted_folders(
+    hook: _Hook, job: str | ResourceState, kind: str, path: str
+) -> tuple[bool, list[tuple[str, str]]]:
+    """Whether the job has several machines, and ``(machine job name, drive folder)`` of each machine's artifacts
+    (``path`` below them); LightningDriveNotFound for an image job whose outputs are not persisted."""
+    resolved = kind if isinstance(job, str) else job.kind
+    folders = LightningDriveMixin.job_artifacts_folders(hook, job, kind=resolved)
+    out = []
+    for name, folder in folders.items():
+        if folder is None:
+            raise drive.LightningDriveNotFound(_not_persisted(name))
+        out.append((name, drive.join(folder, path) if path else folder))
+    return resolved == MMT.name, out
 
 
 def _folder_of(job: ResourceState) -> str | None:
