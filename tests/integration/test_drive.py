@@ -4,6 +4,7 @@ over loopback (real HTTP, real presigned PUTs, real job processes writing artifa
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from pathlib import Path
 
@@ -324,3 +325,21 @@ def test_an_upload_with_a_drive_asset_outlet_records_an_event_that_queues_the_da
         queued = session.scalars(select(AssetDagRunQueue).where(AssetDagRunQueue.asset_id == asset.id)).all()
         assert "data_on_uploaded_asset" in {q.target_dag_id for q in queued}
     assert sim.drive_path("assets/uploaded/model.bin").read_bytes() == local.read_bytes()
+
+
+@pytest.mark.airflow_db
+def test_a_mapped_deferrable_retry_reattaches_and_returns_its_own_result(sim, airflow_db, monkeypatch):
+    from conftest import conn_json
+    from test_dag_test_regressions import get_dag, xcoms
+
+    conn = json.loads(conn_json(sim))
+    conn["extra"]["max_attempts"] = 1
+    monkeypatch.setenv("AIRFLOW_CONN_LIGHTNING_ONCE", json.dumps(conn))
+    sim.set_faults(error_rate=1.0, only_paths=[r"/jobs/job-[0-9a-f]+$"])
+    run = get_dag("data_result_mapped_retry").test()
+    tis = {ti.map_index: ti for ti in run.get_task_instances()}
+    assert run.state == "success", {i: ti.state for i, ti in tis.items()}
+    assert 2 in [tis[i].try_number for i in (0, 1)]  # a map index retried
+    assert xcoms(run, "train", "return_value") == {0: {"ok": True, "index": 0}, 1: {"ok": True, "index": 1}}
+    names = xcoms(run, "train", "job_name")
+    assert not any(name.endswith("-t2") for name in names.values())  # re-attached, not submitted again

@@ -33,3 +33,22 @@ with DAG("data_upload_asset", schedule=None, start_date=START, catchup=False):
 with DAG("data_on_uploaded_asset", schedule=[UPLOADED], start_date=START, catchup=False):
     LightningDriveDownloadOperator(task_id="download", remote_path="assets/uploaded/model.bin",
                                    local_path="/tmp/lightning-data-asset/{{ run_id }}/model.bin")
+
+
+def _clear_simulator_faults(context):
+    """on_retry_callback: the API is back before the retry (the simulator's admin endpoint)."""
+    import json
+    import os
+
+    import httpx
+
+    conn = json.loads(os.environ["AIRFLOW_CONN_LIGHTNING_ONCE"])
+    httpx.delete(f"{conn['host']}/__admin/faults", timeout=10).raise_for_status()
+
+
+# Mapped and deferrable; try 1 cannot read its job (503s), the retry re-attaches and still returns its own result.
+with DAG("data_result_mapped_retry", schedule=None, start_date=START, catchup=False):
+    LightningJobOperator.partial(
+        task_id="train", studio="sim-studio", read_result=True, deferrable=True, poll_interval=0.2, retries=1,
+        retry_delay=0, on_retry_callback=_clear_simulator_faults, lightning_conn_id="lightning_once",
+    ).expand(command=[f"sleep 3; {WRITE}", f"sleep 3; {WRITE}"])
