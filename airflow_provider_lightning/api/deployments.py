@@ -3,11 +3,16 @@
 A deployment is upserted by name: created when missing, updated with a full-object ``PUT`` (as the SDK
 does) only when a field this spec sets differs from the server's, and left alone otherwise, so running
 the same spec twice creates no release. Stopping is scaling to zero the SDK way.
+
+Ownership survives the process that created a deployment: an upsert given an ``owner`` key writes it into
+the new deployment's ``releaseNotes`` (a ``V1Deployment`` field the official client sends and the server
+keeps), so a later upsert with the same key (a retry after a worker died) knows it created the deployment.
 """
 
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -17,7 +22,7 @@ from airflow_provider_lightning.api.jobs import validate_env
 from airflow_provider_lightning.api.machines import resolve_machine
 from airflow_provider_lightning.api.names import validate_name
 from airflow_provider_lightning.api.phases import Phase
-from airflow_provider_lightning.api.resources import Finder, LogSource, ResourceKind
+from airflow_provider_lightning.api.resources import Finder, ListPage, LogSource, ResourceKind, Sweep, list_call
 from airflow_provider_lightning.api.state import ResourceState
 from airflow_provider_lightning.api.transport import ApiCall, Flow
 
@@ -28,6 +33,7 @@ _STOPPED_STATES = {"STOPPED", "DELETED", "BALANCE_STOPPED", "FROZEN", "SHADOW_BA
 _AUTOSCALE_KEYS = {"min_replicas", "max_replicas", "metric", "threshold"}
 _PROBE_TIMINGS = ("failure_threshold", "initial_delay_seconds", "interval_seconds", "timeout_seconds")
 _ROLLING_KEYS = {"max_surge", "max_unavailable"}
+_OWNER_MARK = re.compile(r"\[airflow-owner:([0-9a-f]{8,64})\]")
 
 
 # -- reading -----------------------------------------------------------------------------------
@@ -118,6 +124,17 @@ def _scale_to_zero(kind: ResourceKind, project_id: str, deployment_id: str) -> F
     return (yield ApiCall("PUT", kind.path(project_id, deployment_id), json=body, parse=read_deployment))
 
 
+def deployment_page(project_id: str, token: str, size: int) -> ApiCall[ListPage]:
+    """One page of the teamspace's deployments (``limit``/``pageToken``; the server's order, newest first) for
+    the shared poller, each entry read as ``GET /deployments/{id}`` reads it."""
+    path = f"/v1/projects/{wire.seg(project_id)}/deployments"
+    return list_call(path, {"limit": size, "pageToken": token or None}, "deployments", read_deployment)
+
+
+#: Deployments: the teamspace's deployments page by page, while the pages answer waits.
+DEPLOYMENT_SWEEP = Sweep(recent=deployment_page)
+
+
 DEPLOYMENT = ResourceKind(
     name="deployment",
     label="Lightning deployment",
@@ -126,6 +143,7 @@ DEPLOYMENT = ResourceKind(
     stopper=_scale_to_zero,
     logs=LogSource(selector="deploymentId"),
     finder=Finder("{name}/getbyname"),
+    sweep=DEPLOYMENT_SWEEP,
     web_app="",
     at_rest=lambda state: state.phase is Phase.STOPPED,  # a failed deployment's replicas may still retry
 )
@@ -418,6 +436,23 @@ def merge(existing: dict[str, Any], body: dict[str, Any]) -> tuple[dict[str, Any
     return merged, changes
 
 
+def owner_note(owner: str, about: str = "") -> str:
+    """The ``releaseNotes`` text that marks a deployment as created by ``owner`` (a hex key).
+
+    :param owner: the ownership key (hex digits), e.g. a digest of dag, task, run and map index.
+    :param about: a human-readable description put before the marker.
+    """
+    if not re.fullmatch(r"[0-9a-f]{8,64}", owner):
+        raise ValueError(f"owner must be 8 to 64 lowercase hex digits, got {owner!r}")
+    return f"{about} [airflow-owner:{owner}]".strip()
+
+
+def owner_of(data: dict[str, Any]) -> str:
+    """The ownership key a deployment's ``releaseNotes`` carries ('' when none)."""
+    found = _OWNER_MARK.search(str(wire.field(data, "release_notes") or ""))
+    return found.group(1) if found else ""
+
+
 @dataclass(frozen=True)
 class Upserted:
     """The result of an upsert: the deployment, what was done and which fields changed."""
@@ -426,16 +461,24 @@ class Upserted:
     action: str  # "created", "updated" or "unchanged"
     changes: tuple[str, ...] = ()
     started: bool = False  # the deployment was scaled to zero and this upsert started it again
+    ours: bool = False  # created by the upsert's owner: by this call, or by an earlier one with the same key
 
 
-def upsert(project_id: str, body: dict[str, Any]) -> Flow[Upserted]:
-    """Flow: create the deployment named ``body["name"]``, or update it only where it differs."""
+def upsert(project_id: str, body: dict[str, Any], *, owner: str = "", note: str = "") -> Flow[Upserted]:
+    """Flow: create the deployment named ``body["name"]``, or update it only where it differs.
+
+    :param owner: ownership key written into a new deployment's ``releaseNotes`` (see :func:`owner_note`);
+        an existing deployment carrying the same key is reported as ``ours``. Empty: no marker.
+    :param note: the human-readable part of that ``releaseNotes`` text.
+    """
     existing = yield DEPLOYMENT.find(project_id, body["name"])
     if existing is None:
-        created = yield from DEPLOYMENT.create(project_id, body)
-        return Upserted(created, "created")
+        create = {**body, "releaseNotes": owner_note(owner, note)} if owner else body
+        created = yield from DEPLOYMENT.create(project_id, create)
+        return Upserted(created, "created", ours=bool(owner))
+    ours = bool(owner) and owner_of(existing.raw) == owner
     merged, changes = merge(existing.raw, body)
     if not changes:
-        return Upserted(existing, "unchanged")
+        return Upserted(existing, "unchanged", ours=ours)
     updated = yield ApiCall("PUT", DEPLOYMENT.path(project_id, existing.id), json=merged, parse=read_deployment)
-    return Upserted(updated, "updated", tuple(changes), started=is_scaled_to_zero(existing.raw))
+    return Upserted(updated, "updated", tuple(changes), started=is_scaled_to_zero(existing.raw), ours=ours)

@@ -642,6 +642,8 @@ class LightningHook(LightningDriveMixin, BaseHook):
         include_credentials: bool | None = None,
         max_runtime_seconds: int | None = None,
         allow_custom_machine: bool | None = None,
+        owner: str = "",
+        owner_note: str = "",
     ) -> deployments.Upserted:
         """Create the deployment, or update it only where the spec differs (no new release when unchanged).
 
@@ -670,17 +672,23 @@ class LightningHook(LightningDriveMixin, BaseHook):
         :param include_credentials: give the replicas your Lightning credentials (default True, as the SDK).
         :param max_runtime_seconds: stop the replicas after this many seconds.
         :param allow_custom_machine: pass an unknown machine string through as a raw instance type.
+        :param owner: ownership key (8-64 lowercase hex digits) written into a new deployment's release notes;
+            a later upsert with the same key reports the deployment as ``ours`` (survives a dead worker).
+        :param owner_note: human-readable text put before that key in the release notes.
         :return: ``Upserted``: ``.state`` (the deployment), ``.action`` (``created``, ``updated`` or
-            ``unchanged``), ``.changes`` (changed fields) and ``.started`` (it was scaled to zero before).
+            ``unchanged``), ``.changes`` (changed fields), ``.started`` (it was scaled to zero before) and
+            ``.ours`` (created by ``owner``, now or by an earlier call).
         :raises ValueError: a bad argument (named), before any request.
         :raises TypeError: a ``DeploymentSpec`` and keyword arguments together, or no name.
         """
-        given = _given(locals())
+        given = {k: v for k, v in _given(locals()).items() if k not in ("owner", "owner_note")}
         spec = _build(deployments.DeploymentSpec, spec, given, "upsert_deployment").validated()
+        if owner:
+            deployments.owner_note(owner)  # a bad key is refused before any request
         _mask([str(spec.auth[key]) for key in ("token", "password") if spec.auth and spec.auth.get(key)])
         cloudspace_id = self.studio_id(spec.studio) if spec.studio else ""
         body = spec.body(cloudspace_id=cloudspace_id, default_cluster_id=self.settings.cluster_id)
-        return self.run(deployments.upsert(self.project_id, body))
+        return self.run(deployments.upsert(self.project_id, body, owner=owner, note=owner_note))
 
     def get_deployment(self, deployment_id: str) -> ResourceState:
         """Read a deployment's current state by id; LightningApiError 404 when it does not exist.

@@ -60,11 +60,16 @@ def run_name(base: str, context: Any) -> str:
     ``<base>-<8 hex>``, where the hex is a digest of dag id, task id, run id and map index: a retry
     finds the job an earlier try submitted, and two DAG runs never share a name.
     """
-    ti = context["ti"]
-    key = f"{ti.dag_id}\x00{ti.task_id}\x00{ti.run_id}\x00{getattr(ti, 'map_index', -1)}"
-    digest = hashlib.sha256(key.encode()).hexdigest()[:8]
+    digest = task_key(context)[:8]
     clean = _BAD.sub("-", base).strip("-._") or "airflow"
     return f"{clean[: MAX_NAME_LENGTH - 13]}-{digest}"
+
+
+def task_key(context: Any) -> str:
+    """16 hex digits naming this task instance (dag id, task id, run id, map index), the same for every try."""
+    ti = context["ti"]
+    key = f"{ti.dag_id}\x00{ti.task_id}\x00{ti.run_id}\x00{getattr(ti, 'map_index', -1)}"
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def try_name(name: str, try_number: int) -> str:

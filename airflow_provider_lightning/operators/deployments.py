@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_lightning.links import LightningDeploymentLink
-from airflow_provider_lightning.operators.base import LightningBaseOperator, is_template, seconds
+from airflow_provider_lightning.operators.base import LightningBaseOperator, is_template, seconds, task_key
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -189,23 +189,30 @@ class LightningDeploymentOperator(LightningBaseOperator):
         self._page_url = ""
         spec = self._spec()
         hook = self._get_hook()  # upsert_deployment masks the endpoint token / password
-        upserted = hook.upsert_deployment(spec)
+        ti = context["ti"]
+        map_index = getattr(ti, "map_index", -1)
+        note = f"Created by Airflow task {ti.dag_id}.{ti.task_id}" + (
+            f"[{map_index}]" if isinstance(map_index, int) and map_index >= 0 else "")
+        # The marker in the release notes keeps "this task created it" when the worker dies: a retry that finds
+        # the deployment (crash-looping, say) still owns it and scales it to zero when it fails.
+        upserted = hook.upsert_deployment(spec, owner=task_key(context), owner_note=f"{note}, run {ti.run_id}")
         state = upserted.state
         changes = f" ({', '.join(upserted.changes)})" if upserted.changes else ""
         self.log.info("Deployment %s (%s) %s%s", state.name, state.id, upserted.action, changes)
+        if upserted.ours and upserted.action != "created":
+            self.log.info("Deployment %s was created by an earlier try of this task: this task owns it", state.name)
         web_url = hook.job_url(state)
-        ti = context["ti"]
         ti.xcom_push(key="deployment_id", value=state.id)
         ti.xcom_push(key="deployment_name", value=state.name)
         self.publish_url(context, DEPLOYMENT_URL_KEY, web_url)
         wait = self.wait_spec(
             DEPLOYMENT.name, state.id, [Phase.RUNNING.value],
             stream_logs=self.stream_logs,
-            owns=self.owns_for(created=upserted.action == "created", started=upserted.started),
+            owns=self.owns_for(created=upserted.ours, started=upserted.started),
             failing_grace=self.failing_grace_period,
             resource_name=state.name,
             url=web_url,
-            results={"action": upserted.action, "changes": list(upserted.changes)},
+            results={"action": upserted.action, "changes": list(upserted.changes), "created": upserted.ours},
         )
         if not self.wait_for_ready or (upserted.action == "unchanged" and state.phase is Phase.RUNNING):
             return self._done(context, state, wait.event(EventStatus.SUCCESS, state, "ready"))
@@ -232,7 +239,9 @@ class LightningDeploymentOperator(LightningBaseOperator):
         return super().fail(event)
 
     def ownership_phrase(self, event: WaitEvent) -> str:
-        return "created" if event.results.get("action") == "created" else "started again (it was stopped before)"
+        if event.results.get("created") or event.results.get("action") == "created":
+            return "created"
+        return "started again (it was stopped before)"
 
     def _done(self, context: Context, state: ResourceState, event: WaitEvent) -> dict[str, Any]:
         self._lineage_event = event  # what get_openlineage_facets_on_complete reports

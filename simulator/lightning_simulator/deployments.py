@@ -493,6 +493,7 @@ class Deployment:
     current_state: str = DEP_PENDING
     release_id: str = ""
     served: bool = False  # a replica has been ready once: status.urls is filled from then on
+    release_notes: str = ""  # kept as given on create or update, like the platform
     releases: list[Release] = field(default_factory=list)
     pods: list[Replica] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
@@ -577,6 +578,7 @@ class Deployment:
             "currentState": self.current_state,
             "releaseId": self.release_id,
             "served": self.served,
+            "releaseNotes": self.release_notes,
             "releases": [r.to_state() for r in self.releases],
             "pods": [p.to_state() for p in self.pods],
             "events": self.events,
@@ -605,6 +607,7 @@ class Deployment:
             current_state=data["currentState"],
             release_id=data["releaseId"],
             served=bool(data["served"]),
+            release_notes=str(data.get("releaseNotes") or ""),
             releases=[Release(**r) for r in data["releases"]],
             pods=[Replica.from_state(p, max_log_lines) for p in data["pods"]],
             events=list(data["events"]),
@@ -783,7 +786,7 @@ class DeploymentService:
             "acknowledgedWarnings": [],
             "byomSpec": None,
             "isPublished": False,
-            "releaseNotes": "",
+            "releaseNotes": dep.release_notes,
             "visibility": None,
             "weightVersion": "",
         }
@@ -866,6 +869,7 @@ class DeploymentService:
                 autoscaling=autoscaling,
                 endpoint=endpoint,
                 strategy=strategy,
+                release_notes=as_str(body.get("releaseNotes")),
             )
             dep.desired_state = self._desired_state(body, DEP_RUNNING, autoscaling)
             if "replicas" not in body:
@@ -960,6 +964,8 @@ class DeploymentService:
             name = as_str(body.get("name")).strip()
             if name and name != dep.name:
                 self._rename(dep, name)
+            if body.get("releaseNotes") is not None:
+                dep.release_notes = as_str(body["releaseNotes"])
             changed = [key for key in RELEASE_FIELDS if spec[key] != dep.spec[key]]
             before = dep.target()
             dep.spec, dep.replicas, dep.autoscaling = spec, replicas, autoscaling

@@ -86,6 +86,39 @@ def test_a_failing_deployment_the_task_created_is_scaled_to_zero_and_the_message
 
 
 @pytest.mark.parametrize("mode", ["deferrable", "blocking"])
+def test_a_retry_owns_the_deployment_a_dead_worker_created_and_scales_it_to_zero(airflow_db, sim, capsys, mode):
+    # try 1 creates the (crash-looping) deployment and its worker dies; try 2 finds it unchanged, knows from the
+    # marker in its release notes that this task created it, and scales it to zero when it fails
+    name = unique("dies")
+    dagrun = get_dag(f"regress_deployment_worker_dies_{mode}").test(run_conf={"name": name})
+    assert dagrun.state == "failed"
+    assert [ti.try_number for ti in dagrun.get_task_instances()] == [2]
+    deployment = sim.get_deployment(name)
+    assert "[airflow-owner:" in deployment["releaseNotes"]
+    assert str(deployment["autoscaling"]["maxReplicas"]) == "0"  # nothing left running
+    logged = printed(capsys)
+    assert "was created by an earlier try of this task" in logged
+    assert "the deployment this task created was scaled to zero" in logged
+    assert "existed before this task" not in logged
+
+
+def test_a_deployment_another_dag_run_created_is_not_owned_and_left_as_it_is(airflow_db, sim, capsys):
+    from airflow_provider_lightning.hooks.lightning import LightningHook
+
+    name = unique("other")
+    hook = LightningHook()  # another run of the DAG created it (another owner key), with the same spec
+    made = hook.upsert_deployment(name=name, image="ghcr.io/x/srv:1", command="python serve.py",
+                                  env={"LIGHTNING_SIM_DEPLOYMENT": "fail"}, owner="0123456789abcdef")
+    assert made.action == "created" and made.ours
+    dagrun = get_dag("regress_deployment_fails_blocking").test(run_conf={"name": name})
+    assert dagrun.state == "failed"
+    assert "the deployment existed before this task and was left as it is" in printed(capsys)
+    deployment = sim.get_deployment(name)
+    assert deployment["releaseNotes"].endswith("[airflow-owner:0123456789abcdef]")  # the creator's mark is kept
+    assert str(deployment["autoscaling"]["maxReplicas"]) != "0"
+
+
+@pytest.mark.parametrize("mode", ["deferrable", "blocking"])
 def test_deployment_results_keep_action_and_changes_in_both_modes(airflow_db, sim, mode):
     name = unique("keep")
     dagrun = get_dag(f"regress_deployment_results_{mode}").test(run_conf={"name": name})

@@ -96,8 +96,9 @@ def test_submit_job_keywords_are_exactly_the_job_request_fields():
     assert keyword_names(LightningHook.submit_job) == {f.name for f in dataclasses.fields(JobRequest)}
 
 
-def test_upsert_deployment_keywords_are_exactly_the_deployment_spec_fields():
-    assert keyword_names(LightningHook.upsert_deployment) == {f.name for f in dataclasses.fields(DeploymentSpec)}
+def test_upsert_deployment_keywords_are_exactly_the_deployment_spec_fields_plus_the_owner():
+    expected = {f.name for f in dataclasses.fields(DeploymentSpec)} | {"owner", "owner_note"}
+    assert keyword_names(LightningHook.upsert_deployment) == expected
 
 
 BAD_CALLS = [
@@ -123,6 +124,8 @@ BAD_CALLS = [
                  id="ports-as-a-string"),
     pytest.param(lambda h: h.upsert_deployment(name="api", image="srv:1", replica=2), TypeError, "replica",
                  id="deployment-unknown-keyword"),
+    pytest.param(lambda h: h.upsert_deployment(name="api", image="srv:1", owner="Run 7!"), ValueError, "owner",
+                 id="deployment-owner-not-hex"),
     pytest.param(lambda h: h.wait_for_deployment("api", state="up"), ValueError, "'ready' or 'stopped'",
                  id="deployment-state"),
     pytest.param(lambda h: h.wait_for_deployment("api", timeout=-1), ValueError, "timeout", id="negative-timeout"),

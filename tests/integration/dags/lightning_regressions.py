@@ -26,6 +26,15 @@ def clear_simulator_faults(context):
     httpx.delete(f"{conn['host']}/__admin/faults", timeout=10).raise_for_status()
 
 
+class DeploymentWorkerDiesOnTry1(LightningDeploymentOperator):
+    """Try 1's worker dies right after the upsert: nothing of that try's memory reaches try 2."""
+
+    def wait(self, context, spec, method_name="execute_complete"):
+        if context["ti"].try_number == 1:
+            raise SystemError("worker process killed (simulated: no cleanup runs)")
+        return super().wait(context, spec, method_name)
+
+
 with DAG("regress_mapped_retry", schedule=None, start_date=START, catchup=False):
     LightningJobOperator.partial(
         task_id="train", image="python:3.12", deferrable=True, poll_interval=0.2, retries=1, retry_delay=0,
@@ -38,6 +47,13 @@ for mode, deferrable in MODES.items():
             task_id="deploy", deployment_name="{{ dag_run.conf['name'] }}", image="ghcr.io/x/srv:1",
             command="python serve.py", env={"LIGHTNING_SIM_DEPLOYMENT": "fail"}, poll_interval=0.2, timeout=60,
             deferrable=deferrable,
+        )
+
+    with DAG(f"regress_deployment_worker_dies_{mode}", schedule=None, start_date=START, catchup=False):
+        DeploymentWorkerDiesOnTry1(
+            task_id="deploy", deployment_name="{{ dag_run.conf['name'] }}", image="ghcr.io/x/srv:1",
+            command="python serve.py", env={"LIGHTNING_SIM_DEPLOYMENT": "fail"}, poll_interval=0.2, timeout=60,
+            deferrable=deferrable, retries=1, retry_delay=0,
         )
 
     with DAG(f"regress_deployment_results_{mode}", schedule=None, start_date=START, catchup=False):
