@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_lightning.links import JOB_URL_KEY, LightningJobLink
 from airflow_provider_lightning.operators.base import (
@@ -28,7 +28,9 @@ class LightningJobOperator(LightningBaseOperator):
     The job name is ``<name>-<8 hex>`` (stable for the task instance), so a retried task re-attaches
     to the job an earlier try submitted when it is still pending or running, returns when it already
     completed, and submits anew only when it failed or was stopped. A task a user *cleared* runs its job
-    again: a job completed before the clear is not re-used (one still running is re-attached to).
+    again: a job completed before the clear is not re-used (one still running is re-attached to). On Airflow
+    3.3+ the submitted job's id is also kept in the task state store (key ``lightning_job``), so a retry finds
+    it by id even when the worker died before anything else was recorded; the name lookup is the fallback.
 
     :param command: shell command to run; required for Studio jobs.
     :param image: container image for a container job (exclusive with ``studio``).
@@ -71,6 +73,7 @@ class LightningJobOperator(LightningBaseOperator):
     )
     template_fields_renderers = {"command": "bash", "env": "json", "path_mappings": "json"}
     operator_extra_links = (LightningJobLink(),)
+    external_id_key: ClassVar[str] = "lightning_job"  # task state store key of the submitted job (Airflow 3.3+)
 
     def __init__(
         self,
@@ -190,38 +193,66 @@ class LightningJobOperator(LightningBaseOperator):
     # -- execution -----------------------------------------------------------------------------
 
     def _attach_or_submit(self, context: Context, request: JobRequest) -> tuple[ResourceState, bool]:
-        """The job to wait on, and whether it was submitted by an earlier try (re-attached)."""
+        """The job to wait on, and whether it was submitted by an earlier try (re-attached).
+
+        A retry re-attaches to the job of the latest earlier try while it is active, or when it completed and
+        the task was not cleared since; otherwise it submits a new job named for this try. The earlier job is
+        found through the task state store (Airflow 3.3+), else by its try name (see ``operators.resumable``).
+        """
         from dataclasses import replace
 
         from airflow_provider_lightning.api.phases import Phase
+        from airflow_provider_lightning.operators.resumable import Submission, remember_submission
 
         hook = self._get_hook()
         ti = context["ti"]
         try_number = int(getattr(ti, "try_number", 1) or 1)
-        first_try = first_try_since_clear(ti, self.retries)
-        if self.reattach:
-            for earlier in range(try_number - 1, 0, -1):
-                found = hook.find_job(try_name(request.name, earlier), kind=request.kind)
-                if found is None:
-                    continue
-                if found.phase.is_active or (found.phase is Phase.COMPLETED and earlier >= first_try):
-                    self.log.info(
-                        "Re-attaching to job %s (%s) submitted by try %d; it is %s",
-                        found.name, found.id, earlier, found.phase.value,
-                    )
-                    return found, True
-                if found.phase is Phase.COMPLETED:
-                    self.log.info("The job of try %d completed, but the task was cleared since (its tries start "
-                                  "again at %d): submitting a new one", earlier, first_try)
-                else:
-                    self.log.info("The job of try %d ended %s; submitting a new one", earlier, found.phase.value)
-                break
+        earlier = self._earlier_submission(context, request, try_number) if self.reattach else None
+        if earlier is not None:
+            found, by_try = earlier
+            first_try = first_try_since_clear(ti, self.retries)
+            if found.phase.is_active or (found.phase is Phase.COMPLETED and by_try >= first_try):
+                self.log.info(
+                    "Re-attaching to job %s (%s) submitted by try %d; it is %s",
+                    found.name, found.id, by_try, found.phase.value,
+                )
+                return found, True
+            if found.phase is Phase.COMPLETED:
+                self.log.info("The job of try %d completed, but the task was cleared since (its tries start "
+                              "again at %d): submitting a new one", by_try, first_try)
+            else:
+                self.log.info("The job of try %d ended %s; submitting a new one", by_try, found.phase.value)
         job = hook.submit_job(replace(request, name=try_name(request.name, try_number)))
         self.log.info(
             "Submitted %s %s (id %s) on %d x %s", request.kind.label, job.name, job.id, request.num_machines,
             request.machine,
         )
+        remember_submission(context, self.external_id_key, Submission(job.id, job.name, try_number))
         return job, False
+
+    def _earlier_submission(
+        self, context: Context, request: JobRequest, try_number: int
+    ) -> tuple[ResourceState, int] | None:
+        """The job the latest earlier try submitted and that try's number; None when there is none."""
+        from dataclasses import replace
+
+        from airflow_provider_lightning.operators.resumable import stored_submission
+
+        hook = self._get_hook()
+        stored = stored_submission(context, self.external_id_key)
+        if stored is not None and stored.try_number < try_number:
+            found = hook.run(replace(request.kind.get(hook.project_id, stored.id), none_if_missing=True))
+            if found is not None:
+                self.log.info("The task state store holds job %s (%s) of try %d", stored.name, stored.id,
+                              stored.try_number)
+                return found, stored.try_number
+            self.log.info("Job %s of try %d (from the task state store) no longer exists; looking up by name",
+                          stored.id, stored.try_number)
+        for earlier in range(try_number - 1, 0, -1):
+            named = hook.find_job(try_name(request.name, earlier), kind=request.kind)
+            if named is not None:
+                return named, earlier
+        return None
 
     def execute(self, context: Context) -> Any:
         from airflow_provider_lightning.triggers.contract import EventStatus, Ownership

@@ -71,6 +71,29 @@ def test_mapped_deferrable_jobs_that_retry_and_reattach_each_return_their_own_ur
     assert len([job for job in sim.jobs() if job["name"] in names]) == 2  # one job per map index
 
 
+def airflow_has_task_state_store() -> bool:
+    from airflow import __version__
+    from packaging.version import Version
+
+    return Version(Version(__version__).base_version) >= Version("3.3")
+
+
+@pytest.mark.skipif(not airflow_has_task_state_store(), reason="the task state store comes with Airflow 3.3")
+@pytest.mark.parametrize("mode", ["deferrable", "blocking"])
+def test_a_retry_finds_the_job_of_a_dead_worker_through_the_task_state_store(airflow_db, sim, capsys, mode):
+    # try 1 submits and its worker dies; the job is renamed before try 2, so only its id (kept in the task
+    # state store) can find it: try 2 re-attaches instead of submitting a second job
+    name = unique("durable")
+    dagrun = get_dag(f"regress_job_worker_dies_{mode}").test(run_conf={"name": name})
+    assert dagrun.state == "success"
+    assert [ti.try_number for ti in dagrun.get_task_instances()] == [2]
+    jobs = [job for job in sim.jobs() if name in job["name"]]
+    assert len(jobs) == 1 and jobs[0]["name"].startswith("renamed-")  # no second (-t2) job
+    assert xcoms(dagrun, "train", "return_value")[-1]["job_id"] == jobs[0]["id"]
+    logged = printed(capsys)
+    assert "The task state store holds job" in logged and "Re-attaching to job" in logged
+
+
 @pytest.mark.parametrize("mode", ["deferrable", "blocking"])
 def test_a_failing_deployment_the_task_created_is_scaled_to_zero_and_the_message_says_so(
     airflow_db, sim, capsys, mode

@@ -35,6 +35,28 @@ class DeploymentWorkerDiesOnTry1(LightningDeploymentOperator):
         return super().wait(context, spec, method_name)
 
 
+class JobWorkerDiesOnTry1(LightningJobOperator):
+    """Try 1's worker dies right after the submit: only what try 1 persisted reaches try 2."""
+
+    def wait(self, context, spec, method_name="execute_complete"):
+        if context["ti"].try_number == 1:
+            raise SystemError("worker process killed (simulated: no cleanup runs)")
+        return super().wait(context, spec, method_name)
+
+
+def rename_the_job(context):
+    """on_retry_callback: someone renames try 1's job in the Lightning UI, so no try name finds it any more."""
+    from airflow_provider_lightning.api.jobs import JOB
+    from airflow_provider_lightning.api.transport import ApiCall
+    from airflow_provider_lightning.hooks.lightning import LightningHook
+
+    hook = LightningHook()
+    base = context["dag_run"].conf["name"]
+    for job in hook.list_jobs():
+        if job.name.startswith(base):
+            hook.run(ApiCall("PUT", JOB.path(hook.project_id, job.id), json={"name": f"renamed-{job.name}"}))
+
+
 with DAG("regress_mapped_retry", schedule=None, start_date=START, catchup=False):
     LightningJobOperator.partial(
         task_id="train", image="python:3.12", deferrable=True, poll_interval=0.2, retries=1, retry_delay=0,
@@ -70,6 +92,13 @@ for mode, deferrable in MODES.items():
     with DAG(f"regress_sensor_failed_job_{mode}", schedule=None, start_date=START, catchup=False):
         LightningJobSensor(task_id="watch", job_id="{{ dag_run.conf['job_id'] }}", deferrable=deferrable,
                            poke_interval=0.2, timeout=30)
+
+for mode, deferrable in MODES.items():
+    with DAG(f"regress_job_worker_dies_{mode}", schedule=None, start_date=START, catchup=False):
+        JobWorkerDiesOnTry1(
+            task_id="train", name="{{ dag_run.conf['name'] }}", image="python:3.12", command="echo hi; sleep 2",
+            poll_interval=0.2, deferrable=deferrable, retries=1, retry_delay=0, on_retry_callback=rename_the_job,
+        )
 
 with DAG("regress_hung_host", schedule=None, start_date=START, catchup=False):
     LightningJobOperator(task_id="train", image="python:3.12", command="echo hi", lightning_conn_id="lightning_hung",
