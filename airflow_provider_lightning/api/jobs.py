@@ -12,7 +12,15 @@ from airflow_provider_lightning.api.drive import artifacts_destination
 from airflow_provider_lightning.api.machines import resolve_machine
 from airflow_provider_lightning.api.names import validate_name
 from airflow_provider_lightning.api.phases import Phase
-from airflow_provider_lightning.api.resources import Finder, LogSource, ResourceKind, put_body
+from airflow_provider_lightning.api.resources import (
+    Finder,
+    ListPage,
+    LogSource,
+    ResourceKind,
+    Sweep,
+    list_call,
+    put_body,
+)
 from airflow_provider_lightning.api.secrets import validate_secret_name
 from airflow_provider_lightning.api.state import ResourceState
 from airflow_provider_lightning.api.transport import ApiCall, Flow, paginate
@@ -97,6 +105,34 @@ def exited(state: ResourceState) -> bool:
     return state.phase.is_terminal or state.raw_state.strip().lower().rsplit("_", 1)[-1] in exit_states
 
 
+def _projects(project_id: str, collection: str) -> str:
+    return f"/v1/projects/{wire.seg(project_id)}/{collection}"
+
+
+def job_page(project_id: str, state: str | None, token: str, size: int) -> ApiCall[ListPage]:
+    """One page of the teamspace's standalone jobs, newest first, in ``state`` (None: any state), for the
+    shared poller (each entry read as ``GET /jobs/{id}`` reads it)."""
+    params = {"state": state, "standalone": True, "limit": size, "pageToken": token or None}
+    return list_call(_projects(project_id, "jobs"), params, "jobs", read_job)
+
+
+def recent_jobs(project_id: str, token: str, size: int) -> ApiCall[ListPage]:
+    """:func:`job_page` in any state: the teamspace's newest jobs."""
+    return job_page(project_id, None, token, size)
+
+
+def mmt_list(project_id: str, token: str = "", size: int = 0) -> ApiCall[ListPage]:
+    """``GET /multi-machine-jobs``: every multi-machine job of the teamspace on one page (the list has no
+    paging, so ``token`` and ``size`` are not sent), each entry read as ``GET /multi-machine-jobs/{id}`` reads it."""
+    return list_call(_projects(project_id, "multi-machine-jobs"), {}, "multi_machine_jobs", read_mmt)
+
+
+#: Jobs: the newest jobs page by page, then the running and pending jobs (``state=`` lists).
+JOB_SWEEP = Sweep(recent=recent_jobs, by_state=job_page, active_states=("running", "pending"))
+#: Multi-machine jobs: one list request answers every wait (no paging).
+MMT_SWEEP = Sweep(recent=mmt_list)
+
+
 JOB = ResourceKind(
     name="job",
     label="Lightning job",
@@ -105,7 +141,7 @@ JOB = ResourceKind(
     stopper=put_body({"state": "stop"}),
     logs=LogSource(selector="jobIds"),
     finder=Finder("find", query="name"),
-    listable=True,
+    sweep=JOB_SWEEP,
     web_app="jobs",
     at_rest=exited,
 )
@@ -118,6 +154,7 @@ MMT = ResourceKind(
     stopper=put_body({"desiredState": "MultiMachineJob_STATE_STOP"}),
     logs=LogSource(selector="mmtId", per_machine=True),
     finder=Finder("{name}/getbyname"),
+    sweep=MMT_SWEEP,
     web_app="mmt",
     at_rest=exited,
 )

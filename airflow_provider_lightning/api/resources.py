@@ -3,15 +3,15 @@
 Jobs, MMT runs, deployments, Studios, Studio commands and schedule runs all "change phase until
 terminal"; one wait loop serves them all. A :class:`ResourceKind` says where a kind lives (its
 collection and how to read it) and what it can do: how it stops (:data:`Stopper`), where its log lines
-come from (:class:`LogSource`), how it is found by name (:class:`Finder`), whether the shared poller may
-list it, and its web page. Each kind is described in its own module (``api.jobs``, ``api.deployments``,
-``api.studios``, ``api.schedules``); ``api.registry`` maps names to them.
+come from (:class:`LogSource`), how it is found by name (:class:`Finder`), how the shared poller reads many
+of it at once (:class:`Sweep`), and its web page. Each kind is described in its own module (``api.jobs``,
+``api.deployments``, ``api.studios``, ``api.schedules``); ``api.registry`` maps names to them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider_lightning.api import wire
@@ -77,6 +77,93 @@ class Finder:
 
 
 @dataclass(frozen=True)
+class ListPage:
+    """One list answer, read for the shared poller.
+
+    :param entries: the listed resources by id: what the kind's read takes for each (the entry itself, or the
+        part of it that holds what the kind's ``GET`` answers). An entry the list cannot answer exactly (a Studio
+        without ``codeStatus``) is left out: its own ``GET`` tells.
+    :param read: the kind's read; entries are read only when asked for (:meth:`state`), so a page of other
+        resources costs no parsing.
+    :param next_token: the next page's ``pageToken``; empty on the last page (and for lists without paging).
+    """
+
+    entries: Mapping[str, Any] = field(default_factory=dict)
+    read: Callable[[Any], ResourceState] | None = None
+    next_token: str = ""
+
+    def state(self, resource_id: str) -> ResourceState | None:
+        """The listed resource read exactly as its own ``GET`` reads it; None when not listed or unreadable."""
+        data = self.entries.get(resource_id)
+        if data is None or self.read is None:
+            return None
+        try:
+            return self.read(data)
+        except Exception:  # an unreadable entry: its own GET will tell
+            return None
+
+
+def list_call(
+    path: str,
+    params: Mapping[str, Any],
+    collection: str,
+    read: Callable[[Any], ResourceState],
+    entry: Callable[[dict[str, Any]], Any] | None = None,
+) -> ApiCall[ListPage]:
+    """One ``GET`` of a list endpoint whose answer holds ``collection`` (``jobs``, ``multi_machine_jobs`` ...).
+
+    :param read: the kind's read, applied to a listed entry (or to ``entry(item)``: the part of the entry that
+        holds what the kind's ``GET`` answers) when the poller asks for it. An entry without an id, or with
+        ``entry(item)`` None, is left out.
+    """
+
+    def parse(body: Any) -> ListPage:
+        items = wire.field(body, collection, []) if isinstance(body, dict) else []
+        entries: dict[str, Any] = {}
+        for item in items if isinstance(items, list) else []:
+            resource_id = wire.text(item, "id") if isinstance(item, dict) else ""
+            data = (item if entry is None else entry(item)) if resource_id else None
+            if data is not None:
+                entries[resource_id] = data
+        token = wire.text(body, "next_page_token") if isinstance(body, dict) else ""
+        return ListPage(entries, read, token)
+
+    return ApiCall("GET", path, params=params, parse=parse)
+
+
+#: One page of a kind's resources, newest first: (project id, page token, page size) -> the list call.
+RecentPage = Callable[[str, str, int], Operation[ListPage]]
+#: One page of a kind's resources in one raw state: (project id, state, page token, page size) -> the list call.
+StatePage = Callable[[str, str, str, int], Operation[ListPage]]
+#: The resources with these ids, in one request: (project id, ids) -> the list call.
+IdsPage = Callable[[str, Sequence[str]], Operation[ListPage]]
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """How the shared poller (``triggers.poller``) answers many waits on one kind with a few list requests.
+
+    A kind offers one or more listings; every wait a listing does not answer is read with its own ``GET``.
+    Whatever a listing answers must be exactly what that ``GET`` reads.
+
+    :param by_ids: one request for up to ``max_ids`` given ids (``?ids=a&ids=b``); the cheapest, tried first.
+    :param recent: a page of the kind's newest resources in any state (a list without paging: all of them).
+        The poller follows the pages only while the last one answered a wait, never for more pages than waits.
+    :param by_state: a page of the resources in one raw state, for the waits last seen in one of
+        ``active_states`` that ``recent`` did not show (long-running ones pushed off the newest pages);
+        bounded by a request budget of one per wait.
+    :param active_states: the raw states ``by_state`` lists, in this order.
+    :param max_ids: most ids per ``by_ids`` request (they go in the URL).
+    """
+
+    by_ids: IdsPage | None = None
+    recent: RecentPage | None = None
+    by_state: StatePage | None = None
+    active_states: tuple[str, ...] = ()
+    max_ids: int = 50
+
+
+@dataclass(frozen=True)
 class ResourceKind:
     """How one kind of Lightning resource is read, found, listed, stopped and shown.
 
@@ -87,7 +174,8 @@ class ResourceKind:
     :param stopper: how the resource stops (see :data:`Stopper`).
     :param logs: where its log lines come from.
     :param finder: how it is found by name; None when it cannot be.
-    :param listable: the shared poller may answer its waits from list calls (``GET collection?state=``).
+    :param sweep: how the shared poller reads many of this kind with list calls; None: one ``GET`` per wait
+        without a poller.
     :param web_app: ``app_id`` of its page in the Lightning web UI ("" for a page without one, None: no page).
     :param status_path: path under the resource read for its phase (``codestatus``); empty reads the resource.
     :param at_rest: whether a read state holds no machine any more, so there is nothing to stop.
@@ -102,11 +190,16 @@ class ResourceKind:
     stopper: Stopper
     logs: LogSource = NO_LOGS
     finder: Finder | None = None
-    listable: bool = False
+    sweep: Sweep | None = None
     web_app: str | None = None
     status_path: str = ""
     at_rest: Callable[[ResourceState], bool] = ended
     locate: Callable[[str, str], str] | None = None
+
+    @property
+    def listable(self) -> bool:
+        """The shared poller may answer this kind's waits from list calls (it has a :class:`Sweep`)."""
+        return self.sweep is not None
 
     @property
     def has_machines(self) -> bool:

@@ -8,12 +8,13 @@ so the generic phase trigger waits on it and streams its output.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_lightning.api import wire
 from airflow_provider_lightning.api.phases import Phase
-from airflow_provider_lightning.api.resources import LogSource, ResourceKind, never
+from airflow_provider_lightning.api.resources import ListPage, LogSource, ResourceKind, Sweep, list_call, never
 from airflow_provider_lightning.api.state import ResourceState
 from airflow_provider_lightning.api.transport import ApiCall
 
@@ -85,12 +86,34 @@ def read_code_status(data: Any) -> ResourceState:
     )
 
 
+def embedded_code_status(space: dict[str, Any]) -> dict[str, Any] | None:
+    """A listed ``V1CloudSpace``'s ``codeStatus``: the same ``V1GetCloudSpaceInstanceStatusResponse`` that
+    ``GET codestatus`` answers (the SDK reads a listed Studio's status from it too). None when the entry has none
+    (null or absent): then only ``GET codestatus`` can tell, since a missing ``inUse`` would read as stopped."""
+    status = wire.field(space, "code_status")
+    return status if isinstance(status, dict) else None
+
+
+def studios_by_ids(project_id: str, studio_ids: Sequence[str]) -> ApiCall[ListPage]:
+    """``GET /cloudspaces?ids=a&ids=b...`` (one request, ``limit`` = the number of ids) for the shared poller:
+    each listed Studio's phase read from its embedded ``codeStatus`` exactly as :func:`read_code_status` reads
+    ``GET codestatus``; a Studio the answer leaves out, or lists without ``codeStatus``, is read by its own GET."""
+    ids = list(studio_ids)
+    return list_call(_base(project_id), {"ids": ids, "limit": str(len(ids))}, "cloudspaces", read_code_status,
+                     entry=embedded_code_status)
+
+
+#: Studios: one ``ids=`` list request per batch of waits.
+STUDIO_SWEEP = Sweep(by_ids=studios_by_ids)
+
+
 STUDIO = ResourceKind(
     name="studio",
     label="Lightning Studio",
     collection="cloudspaces",
     read=read_code_status,
     stopper=lambda _kind, project_id, studio_id: stop(project_id, studio_id),
+    sweep=STUDIO_SWEEP,
     status_path="codestatus",
 )
 

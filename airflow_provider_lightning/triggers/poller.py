@@ -1,44 +1,56 @@
-"""Shared polling: one sweep per interval answers every job wait of an event loop and teamspace.
+"""Shared polling: one sweep per interval answers every wait of an event loop, teamspace and resource kind.
 
 Airflow's triggerer runs the triggers of all deferred tasks in one asyncio event loop. If each
-wait read its own job (one ``GET /jobs/{id}`` per job per poll interval, the pattern of the
+wait read its own resource (one ``GET /jobs/{id}`` per job per poll interval, the pattern of the
 Databricks and dbt Cloud providers), 10,000 deferred tasks would cost 10,000 requests per
 interval. Instead, the waits of one event loop that share a connection, a teamspace (project),
 a resource kind and a poll interval subscribe to one :class:`SharedPoller`. It has one hook, so
-one HTTP client for all of them (their log reads are merged too, see ``triggers.logbatch``), and once per interval it
-*sweeps*: it takes every wait that is waiting for a read and answers it from the cheapest of
-three sources, in this order:
+one HTTP client for all of them (job log reads are merged too, see ``triggers.logbatch``), and once per
+interval it *sweeps*: it takes every wait that is waiting for a read and answers it from the cheapest
+of the listings its kind offers, then with one ``GET`` each for the rest.
 
-1. **Recent scan** (only with 2 or more waiting): the teamspace's newest jobs in any state
-   (``GET /jobs?standalone=true&limit=...``, newest first, as many per page as useful, up to
-   :data:`MAX_PAGE_SIZE`). Jobs that airflow tasks started are usually among the newest, so this
-   answers most waits, *including the jobs that ended since the last sweep*. The scan goes on to
-   the next page only while the last page saved at least one request: it found a waited-for job
-   that the active listing below could not find (one that is no longer pending or running), or
-   any waited-for job when no active listing follows. When the first page holds none of the
-   waited-for jobs (a busy teamspace buried them), the scan is skipped for the next
-   :data:`SCAN_PROBE_EVERY` sweeps.
-2. **Active listing** (only with 2 or more still unanswered): ``state=running`` and then
+What a kind can list is a typed capability on the kind, its :class:`~airflow_provider_lightning.api.resources.Sweep`
+(small list-call functions in the kind's own ``api`` module, each answer read exactly as the kind's ``GET``
+reads it); the poller knows no kind. In this order:
+
+1. **By ids** (only with 2 or more waiting): one request per batch of up to ``max_ids`` waited-for ids.
+   Studios: ``GET /cloudspaces?ids=a&ids=b...``, each phase read from the listed Studio's embedded
+   ``codeStatus`` (the answer of ``GET codestatus``); a Studio listed without one is read by its own GET.
+2. **Recent scan** (only with 2 or more waiting): the kind's newest resources in any state, as many per
+   page as useful, up to :data:`MAX_PAGE_SIZE`. Jobs: ``GET /jobs?standalone=true&limit=...``;
+   deployments: ``GET /deployments?limit=...&pageToken=...``; multi-machine jobs: ``GET
+   /multi-machine-jobs`` (no paging: one request lists them all). Resources airflow tasks started are
+   usually among the newest, so this answers most waits, *including the ones that ended since the last
+   sweep*. The scan goes on to the next page only while the last page saved at least one request: it
+   found a waited-for resource that the active listing below could not find (one that is no longer
+   pending or running), or any waited-for resource when no active listing follows. So it never sends
+   more pages than there are waits. When the first page holds none of the waited-for resources (a busy
+   teamspace buried them), the scan is skipped for the next :data:`SCAN_PROBE_EVERY` sweeps.
+3. **Active listing** (jobs; only with 2 or more still unanswered): ``state=running`` and then
    ``state=pending`` lists, each page by page, only for states some unanswered job was last seen
    in. It finds long-running jobs that newer jobs pushed out of the recent pages. It never spends
    more requests than the GETs it would replace: when a listing reaches that budget it stops, and
    the listing is skipped for the next :data:`ACTIVE_PROBE_EVERY` sweeps.
-3. **One ``GET`` per job** for whatever is left (at most :data:`GET_CONCURRENCY` at a time), which
+4. **One ``GET`` per resource** for whatever is left (at most :data:`GET_CONCURRENCY` at a time), which
    is exactly what a wait alone does: a single waiting trigger costs one ``GET`` per interval, as
-   before. Kinds without a list endpoint (deployments, Studios, ...) do not use a poller at all.
+   before. Kinds without a ``Sweep`` (Studio commands, schedule runs) do not use a poller at all.
 
-Whether a job is found by a list is only an optimisation: a job a list did not show is read by its
-own ``GET``, so nothing depends on which ``state`` values the server accepts or on how it pages.
+Whether a resource is found by a list is only an optimisation: one a list did not show is read by its
+own ``GET``, so nothing depends on which filters the server accepts or on how it pages.
 Answers are handed out as soon as their page arrives. A failed listing (after the transport's own
 retries) reaches every wait it should have answered as that wait's poll error, so the existing
 ``max_poll_errors`` logic decides; the sweep loop itself never stops on an error. A listing the
 server rejects as unsupported (400, 404, 405, 501) switches this poller to ``GET`` only.
 
-The cost per sweep is about (waits' jobs among the newest + active jobs) / page size requests plus one
-``GET`` per job no list showed, against one ``GET`` per wait. When no list helps at all, a sweep
+The cost per sweep is about (waits' resources among the newest + active jobs) / page size requests plus
+one ``GET`` per resource no list showed, against one ``GET`` per wait. When no list helps at all, a sweep
 still sends the ``GET`` per wait, plus, once every 11 sweeps, one scan page and an active-listing
 probe of at most as many pages as there are waits: about 1/11 more requests than a GET per wait.
 The scale benchmark (``benchmarks/triggerer_scale.py``) measures the usual case.
+
+Log reads: job waits' ``/page-logs`` reads are merged (``jobIds`` repeats). A multi-machine job's lines are
+read by ``mmtId`` and a deployment's by ``deploymentId``, selectors that take one id, so those waits read their
+logs one by one as before, through the poller's HTTP client.
 
 A poller exists while at least one wait is subscribed. It belongs to the running event loop, so
 a wait works the same whether it is alone, one of thousands, or was moved to another triggerer:
@@ -55,22 +67,20 @@ import logging
 import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
-from airflow_provider_lightning.api import logs, wire
+from airflow_provider_lightning.api import logs
 from airflow_provider_lightning.api.errors import LightningApiError
-from airflow_provider_lightning.api.resources import ResourceKind
+from airflow_provider_lightning.api.resources import ListPage, ResourceKind, Sweep
 from airflow_provider_lightning.api.state import ResourceState
-from airflow_provider_lightning.api.transport import ApiCall
+from airflow_provider_lightning.api.transport import Operation
 from airflow_provider_lightning.hooks.lightning import LightningHook
 from airflow_provider_lightning.triggers.logbatch import LogBatcher
 
 log = logging.getLogger(__name__)
 
-MAX_PAGE_SIZE = 500  # jobs per list page (the server may send fewer; pages are followed either way)
+MAX_PAGE_SIZE = 500  # resources per list page (the server may send fewer; pages are followed either way)
 MIN_PAGE_SIZE = 50
 GET_CONCURRENCY = 20  # individual GETs in flight per poller (within httpx's keep-alive pool)
-ACTIVE_STATES = ("running", "pending")  # ``state`` filter values of the active listing, one list each
 ACTIVE_PROBE_EVERY = 10  # sweeps to skip the active listing after it hit its request budget
 SCAN_PROBE_EVERY = 10  # sweeps to skip the recent scan after its first page held none of the waited-for jobs
 UNSUPPORTED_LIST_STATUSES = frozenset({400, 404, 405, 501})
@@ -100,8 +110,8 @@ class PollerStats:
 
 
 def can_share(kind: ResourceKind) -> bool:
-    """Whether waits on this kind go through a shared poller (kinds with a list endpoint)."""
-    return kind.listable
+    """Whether waits on this kind go through a shared poller (kinds with a :class:`Sweep`)."""
+    return kind.sweep is not None
 
 
 def pollers() -> dict[PollerKey, SharedPoller]:
@@ -128,7 +138,7 @@ async def subscription(
 
 
 class Subscription:
-    """One wait's handle on its poller: :meth:`read` returns the job's state from the next sweep."""
+    """One wait's handle on its poller: :meth:`read` returns the resource's state from the next sweep."""
 
     def __init__(self, poller: SharedPoller, resource_id: str) -> None:
         self.poller = poller
@@ -155,6 +165,7 @@ class SharedPoller:
         self.key = key
         self.conn_id, self.project_id, _, self.interval = key
         self.kind = kind
+        self.sweep = kind.sweep or Sweep()
         self.hook = LightningHook(self.conn_id)
         self.logs = LogBatcher(self.hook, self.project_id)
         self.stats = PollerStats()
@@ -272,8 +283,10 @@ class SharedPoller:
         await self._ready()
         if self._list_ok and len(batch) >= 2:
             try:
-                active_next = self._active_skip == 0
-                await self._scan_recent(batch, active_next)
+                await self._list_by_ids(batch)
+                if len(batch) >= 2:
+                    active_next = self._active_skip == 0 and self.sweep.by_state is not None
+                    await self._scan_recent(batch, active_next)
                 if len(batch) >= 2:
                     await self._list_active(batch)
             except _ListUnsupported as error:
@@ -292,12 +305,8 @@ class SharedPoller:
     def _page_size(self, wanted: int) -> int:
         return max(MIN_PAGE_SIZE, min(MAX_PAGE_SIZE, 2 * wanted))
 
-    async def _page(self, state: str | None, token: str, size: int) -> tuple[list[Any], str]:
-        call: ApiCall[Any] = ApiCall(
-            "GET",
-            self.kind.path(self.project_id),
-            params={"state": state, "standalone": True, "limit": size, "pageToken": token or None},
-        )
+    async def _list(self, call: Operation[ListPage]) -> ListPage:
+        """Send one list request of the kind's :class:`Sweep`; a rejected listing raises ``_ListUnsupported``."""
         self.stats.list_requests += 1
         try:
             page = await self.hook.arun(call)
@@ -305,58 +314,69 @@ class SharedPoller:
             if error.status in UNSUPPORTED_LIST_STATUSES:
                 raise _ListUnsupported(str(error)) from error
             raise
-        page = page if isinstance(page, dict) else {}
-        items = page.get("jobs")
-        next_token = page.get("nextPageToken") or page.get("next_page_token") or ""
-        return (items if isinstance(items, list) else []), str(next_token)
+        return page if isinstance(page, ListPage) else ListPage()
 
-    def _take(self, batch: dict[str, list[asyncio.Future[Outcome]]], items: list[Any]) -> list[ResourceState]:
-        """Answer the waiting reads whose job is on this page; the states handed out."""
+    def _take(self, batch: dict[str, list[asyncio.Future[Outcome]]], page: ListPage) -> list[ResourceState]:
+        """Answer the waiting reads whose resource is on this page; the states handed out."""
         found = []
-        for item in items:
-            resource_id = wire.text(item, "id") if isinstance(item, dict) else ""
-            if resource_id not in batch:
-                continue
-            try:
-                state = self.kind.read(item)
-            except Exception:  # an unreadable entry: its own GET will tell
-                continue
-            self._answer(batch, resource_id, state)
-            found.append(state)
+        for resource_id in [rid for rid in page.entries if rid in batch]:
+            state = page.state(resource_id)
+            if state is not None:
+                self._answer(batch, resource_id, state)
+                found.append(state)
         return found
 
+    async def _list_by_ids(self, batch: dict[str, list[asyncio.Future[Outcome]]]) -> None:
+        """One request per group of at most ``max_ids`` waited-for ids (groups of near-equal size)."""
+        by_ids = self.sweep.by_ids
+        if by_ids is None:
+            return
+        ids = list(batch)
+        groups = -(-len(ids) // max(2, self.sweep.max_ids))
+        for group in range(groups):
+            self._take(batch, await self._list(by_ids(self.project_id, ids[group::groups])))
+
     async def _scan_recent(self, batch: dict[str, list[asyncio.Future[Outcome]]], active_next: bool) -> None:
+        recent = self.sweep.recent
+        if recent is None:
+            return
         if self._scan_skip > 0:
             self._scan_skip -= 1
             return
         token, seen, size, first = "", set(), self._page_size(len(batch)), True
+        active = self.sweep.active_states
         while batch:
-            items, token = await self._page(None, token, size)
-            found = self._take(batch, items)
-            if first and not found:  # none of ours among the newest jobs: stop scanning for a while
+            page = await self._list(recent(self.project_id, token, size))
+            found = self._take(batch, page)
+            token = page.next_token
+            if first and not found:  # none of ours among the newest: stop scanning for a while
                 self._scan_skip = SCAN_PROBE_EVERY
             first = False
-            useful = [s for s in found if not (active_next and s.raw_state in ACTIVE_STATES)]
+            useful = [s for s in found if not (active_next and s.raw_state in active)]
             if not useful or not token or token in seen:
                 return
             seen.add(token)
 
     async def _list_active(self, batch: dict[str, list[asyncio.Future[Outcome]]]) -> None:
+        by_state = self.sweep.by_state
+        if by_state is None:
+            return
         if self._active_skip > 0:
             self._active_skip -= 1
             return
         budget = len(batch)  # never more list requests than the GETs they replace
-        for state in ACTIVE_STATES:
+        for state in self.sweep.active_states:
             if not any(self._last_state.get(rid, state) == state for rid in batch):
-                continue  # no unanswered job was last seen in this state
+                continue  # no unanswered resource was last seen in this state
             token, seen, size = "", set(), self._page_size(len(batch))
             while batch:
                 if budget == 0:
                     self._active_skip = ACTIVE_PROBE_EVERY
                     return
                 budget -= 1
-                items, token = await self._page(state, token, size)
-                self._take(batch, items)
+                page = await self._list(by_state(self.project_id, state, token, size))
+                self._take(batch, page)
+                token = page.next_token
                 if not token or token in seen:
                     break
                 seen.add(token)

@@ -15,6 +15,7 @@ from lightning_simulator import LightningSimulator
 from scripted_server import Reply, ScriptedServer
 
 from airflow_provider_lightning.api.jobs import JOB, MMT
+from airflow_provider_lightning.api.registry import kind_named, kind_names
 from airflow_provider_lightning.triggers import poller
 from airflow_provider_lightning.triggers.lightning import LightningPhaseTrigger
 
@@ -121,8 +122,10 @@ def test_a_lone_wait_reads_its_job_with_one_get_per_poll(sim):
     assert all(record.path.split("?")[0].endswith(job_id) for record in sim.request_log)
 
 
-def test_kinds_without_a_list_endpoint_keep_their_own_reads():
-    assert poller.can_share(JOB) and not poller.can_share(MMT)
+def test_kinds_with_a_sweep_share_a_poller_and_the_others_keep_their_own_reads():
+    shared = {name for name in kind_names() if poller.can_share(kind_named(name))}
+    assert shared == {"job", "mmt", "deployment", "studio"}
+    assert poller.can_share(JOB) and poller.can_share(MMT)
 
 
 def test_cancelling_one_wait_leaves_the_others_undisturbed(sim):
