@@ -25,7 +25,10 @@ reads it); the poller knows no kind. In this order:
    found a waited-for resource that the active listing below could not find (one that is no longer
    pending or running), or any waited-for resource when no active listing follows. So it never sends
    more pages than there are waits. When the first page holds none of the waited-for resources (a busy
-   teamspace buried them), the scan is skipped for the next :data:`SCAN_PROBE_EVERY` sweeps.
+   teamspace buried them), the scan is skipped for the next :data:`SCAN_PROBE_EVERY` sweeps, unless
+   waits joined since: new waits are usually for new resources, so the next sweep probes again (a
+   triggerer picks up its triggers a few dozen at a time, oldest first, so the first sweep may see only
+   the oldest jobs).
 3. **Active listing** (jobs; only with 2 or more still unanswered): ``state=running`` and then
    ``state=pending`` lists, each page by page, only for states some unanswered job was last seen
    in. It finds long-running jobs that newer jobs pushed out of the recent pages. It never spends
@@ -178,6 +181,8 @@ class SharedPoller:
         self._list_ok = can_share(kind)
         self._active_skip = 0
         self._scan_skip = 0
+        self._joins = 0  # waits that ever joined (a scan skipped for the waits of then is probed again)
+        self._scan_skip_joins = 0  # _joins when the scan was last skipped
 
     def __repr__(self) -> str:
         return f"SharedPoller({self.key!r}, {sum(self._members.values())} subscribed)"
@@ -190,6 +195,7 @@ class SharedPoller:
 
     def join(self, resource_id: str) -> None:
         self._members[resource_id] = self._members.get(resource_id, 0) + 1
+        self._joins += 1
         self._ensure_running()
 
     async def leave(self, resource_id: str) -> None:
@@ -340,9 +346,10 @@ class SharedPoller:
         recent = self.sweep.recent
         if recent is None:
             return
-        if self._scan_skip > 0:
+        if self._scan_skip > 0 and self._joins == self._scan_skip_joins:
             self._scan_skip -= 1
             return
+        self._scan_skip = 0
         token, seen, size, first = "", set(), self._page_size(len(batch)), True
         active = self.sweep.active_states
         while batch:
@@ -350,7 +357,7 @@ class SharedPoller:
             found = self._take(batch, page)
             token = page.next_token
             if first and not found:  # none of ours among the newest: stop scanning for a while
-                self._scan_skip = SCAN_PROBE_EVERY
+                self._scan_skip, self._scan_skip_joins = SCAN_PROBE_EVERY, self._joins
             first = False
             useful = [s for s in found if not (active_next and s.raw_state in active)]
             if not useful or not token or token in seen:

@@ -122,6 +122,36 @@ def test_a_lone_wait_reads_its_job_with_one_get_per_poll(sim):
     assert all(record.path.split("?")[0].endswith(job_id) for record in sim.request_log)
 
 
+def test_waits_that_join_after_a_fruitless_scan_are_found_by_the_next_scan(sim):
+    # the triggerer loads triggers a few dozen at a time, oldest first: the first sweep sees only old jobs, which
+    # newer jobs buried (so the scan is skipped), but the waits that join next are for the newest jobs, which
+    # ended already: the scan must look again instead of reading each of them with its own GET
+    old = [timed_job(sim, 60) for _ in range(2)]
+    new = [timed_job(sim, 0.1) for _ in range(80)]
+    for job_id in new:
+        sim.wait_for_job(job_id, ["completed"], timeout=30)
+    sim.request_log.clear()
+
+    async def main():
+        first = [asyncio.ensure_future(first_event(trigger_for(sim, job_id))) for job_id in old]
+        shared = await the_poller()
+        while shared.stats.sweeps < 2:  # both old waits were in a sweep (the first may hold one)
+            await asyncio.sleep(0.01)
+        before = (shared.stats.list_requests, shared.stats.get_requests)
+        events = await asyncio.gather(*[first_event(trigger_for(sim, job_id)) for job_id in new[-20:]])
+        after = (shared.stats.list_requests, shared.stats.get_requests)
+        for task in first:
+            task.cancel()
+        await asyncio.gather(*first, return_exceptions=True)
+        return before, after, events
+
+    before, after, events = asyncio.run(main())
+    assert all(event["status"] == "success" for event in events)
+    assert before[0] >= 1  # the first sweep scanned and found none of its waits
+    assert after[1] - before[1] <= 2 * len(old) + 2  # the 20 new waits cost no GET of their own
+    assert after[0] - before[0] <= 4
+
+
 def test_kinds_with_a_sweep_share_a_poller_and_the_others_keep_their_own_reads():
     shared = {name for name in kind_names() if poller.can_share(kind_named(name))}
     assert shared == {"job", "mmt", "deployment", "studio"}
