@@ -36,6 +36,9 @@ Usage::
     python scripts/airflow_stack.py stop [--dir DIR]
     eval "$(python scripts/airflow_stack.py env)"   # then `airflow dags list` talks to the same stack
 
+Scripts can also kill one component and start it again with the same environment (``kill_component``,
+``start_component``, ``restart_component``; ``scripts/chaos_stack.py`` does).
+
 Only the standard library is needed for ``stop``; ``start`` and ``status`` use httpx; ``start --profile prod``
 also needs psycopg2 and the Celery provider (requirements-prod.txt) and the Debian packages postgresql and
 redis-server (``make airflow-prod`` installs all of them).
@@ -701,10 +704,12 @@ def running_state(stack_dir: Path) -> dict[str, Any] | None:
 
 def start(stack_dir: Path = DEFAULT_DIR, *, fresh: bool = False, extra_dags: list[str] | None = None,
           api_port: int = 0, timeout: float = 180.0, wait_dags: list[str] | None = None,
-          out: Any = sys.stdout, profile: str = "local") -> dict[str, Any]:
+          out: Any = sys.stdout, profile: str = "local", extra_env: dict[str, str] | None = None) -> dict[str, Any]:
     """Start the stack (or return the running one) and return its state once it is healthy.
 
     ``profile="prod"``: PostgreSQL, Redis, CeleryExecutor with two workers and two triggerers (module docstring).
+    ``extra_env``: variables added to every Airflow component's environment (e.g. ``AIRFLOW__SCHEDULER__...``
+    settings), kept in ``stack.json`` so that :func:`start_component` restarts a component with them.
     """
     if profile not in PROFILES:
         raise StackError(f"unknown profile {profile!r} (one of {', '.join(PROFILES)})")
@@ -713,7 +718,8 @@ def start(stack_dir: Path = DEFAULT_DIR, *, fresh: bool = False, extra_dags: lis
     began = time.monotonic()
     current = running_state(stack_dir)
     if (current and not fresh and current.get("extra_dags", []) == extra_dags
-            and current.get("profile", "local") == profile and is_healthy(health(current["api_url"]))):
+            and current.get("profile", "local") == profile and current.get("extra_env", {}) == (extra_env or {})
+            and is_healthy(health(current["api_url"]))):
         print(f"Airflow stack already running in {stack_dir}", file=out)
         print_summary(current, out)
         return current
@@ -730,7 +736,7 @@ def start(stack_dir: Path = DEFAULT_DIR, *, fresh: bool = False, extra_dags: lis
         ports.update({"postgres": free_port(), "redis": free_port(),
                       "worker-1_logs": ports["worker_logs"], "worker-2_logs": free_port(),
                       "triggerer-1_logs": ports["trigger_logs"], "triggerer-2_logs": free_port()})
-    env = airflow_env(stack_dir, ports, extra_dags, profile)
+    env = {**airflow_env(stack_dir, ports, extra_dags, profile), **(extra_env or {})}
     airflow = _bin("airflow")
     state: dict[str, Any] = {
         "dir": str(stack_dir), "api_url": f"http://127.0.0.1:{ports['api']}", "ports": ports,
@@ -739,6 +745,8 @@ def start(stack_dir: Path = DEFAULT_DIR, *, fresh: bool = False, extra_dags: lis
     }
     if profile == "prod":
         state["profile"] = profile
+    if extra_env:
+        state["extra_env"] = dict(extra_env)
     try:
         if profile == "prod":
             user = _service_user()
@@ -806,6 +814,89 @@ Unpaused:        {', '.join(state.get('unpaused', [])) or '-'}
 Stack folder:    {state['dir']}  (stack.json, run/<component>.log, logs/ = task logs)
 Healthy after:   {state.get('healthy_after_s')} s; DAGs parsed and unpaused after {state.get('ready_after_s')} s
 Stop with:       make airflow-stop""", file=out, flush=True)
+
+
+# -- one component: kill, start again ---------------------------------------------------------------
+
+
+def component_env(state: dict[str, Any], name: str) -> dict[str, str]:
+    """The environment the Airflow component ``name`` of a recorded stack runs with (``extra_env`` included)."""
+    stack_dir = Path(state["dir"])
+    env = {**airflow_env(stack_dir, state["ports"], state.get("extra_dags", []), state.get("profile", "local")),
+           **state.get("extra_env", {})}
+    return _component_env(env, name, state["ports"])
+
+
+def component_pids(state: dict[str, Any], name: str) -> set[int]:
+    """Live processes of one recorded component: its session plus every descendant (task processes too)."""
+    info = state.get("processes", {}).get(name)
+    if info is None:
+        return set()
+    pids = set(_members(info))
+    for pid in list(pids):
+        pids |= _descendants(pid)
+    return pids - _ancestors()
+
+
+def kill_component(stack_dir: Path, name: str, sig: int = signal.SIGKILL, grace: float = 30.0) -> list[int]:
+    """Send ``sig`` to every process of one recorded component (its session and all its descendants, e.g. the
+    triggerer's trigger runner or a Celery worker's task processes), at once; returns the pids signalled.
+
+    Anything but SIGKILL: whatever is still alive after ``grace`` seconds gets SIGKILL. The component stays in
+    ``stack.json`` (``stop`` finds nothing left of it); :func:`start_component` starts it again.
+    """
+    stack_dir = Path(stack_dir).resolve()
+    state = load_state(stack_dir) or {}
+    info = state.get("processes", {}).get(name)
+    if info is None:
+        raise StackError(f"no component {name!r} recorded in {stack_dir}")
+    leader = int(info["pid"])
+    pids = component_pids(state, name)  # all collected before any signal: orphans would be re-parented away
+    for pid in sorted(pids):
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+    deadline = time.monotonic() + (2.0 if sig == signal.SIGKILL else grace)
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.1)
+    left = [p for p in pids if _alive(p)]
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    try:  # reap the leader when this process started it
+        os.waitpid(leader, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    return sorted(pids)
+
+
+def start_component(stack_dir: Path, name: str) -> dict[str, Any]:
+    """Start one Airflow component of a recorded stack again (same argv, same environment), e.g. after
+    :func:`kill_component`; records its new pid in ``stack.json`` and returns that record."""
+    stack_dir = Path(stack_dir).resolve()
+    state = load_state(stack_dir)
+    if not state or name not in state.get("processes", {}):
+        raise StackError(f"no component {name!r} recorded in {stack_dir}")
+    if name in SERVICES or name == "simulator":
+        raise StackError(f"{name} is not an Airflow component (only those can be started again)")
+    old = state["processes"][name]
+    if _members(old):
+        raise StackError(f"{name} is still running (pid {old['pid']}): kill it first")
+    info = _launch(name, list(old["argv"]), component_env(state, name), stack_dir)
+    state["processes"][name] = info
+    _save_state(stack_dir, state)
+    return info
+
+
+def restart_component(stack_dir: Path, name: str, sig: int = signal.SIGTERM,
+                      grace: float = 30.0) -> tuple[list[int], dict[str, Any]]:
+    """Stop one Airflow component (``sig``, then SIGKILL after ``grace`` s) and start it again with the same
+    environment; returns the pids stopped and the new record."""
+    stopped = kill_component(stack_dir, name, sig, grace)
+    return stopped, start_component(stack_dir, name)
 
 
 # -- stop ------------------------------------------------------------------------------------------
@@ -935,8 +1026,8 @@ def main(argv: list[str] | None = None) -> int:
         if not state:
             print(f"no Airflow stack running in {args.dir}", file=sys.stderr)
             return 1
-        env = airflow_env(Path(state["dir"]), state["ports"], state.get("extra_dags", []),
-                          state.get("profile", "local"))
+        env = {**airflow_env(Path(state["dir"]), state["ports"], state.get("extra_dags", []),
+                             state.get("profile", "local")), **state.get("extra_env", {})}
         for key, value in env.items():
             if key.startswith("AIRFLOW") and key != MARKER:  # the marker would make `stop` kill your shell
                 print(f"export {key}={_shell_quote(value)}")
