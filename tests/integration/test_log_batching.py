@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from scripted_server import Reply, ScriptedServer
+from trigger_runs import first_event, rebuilt
 
 from airflow_provider_lightning.triggers import poller
 from airflow_provider_lightning.triggers.lightning import LightningPhaseTrigger
@@ -24,18 +25,8 @@ def job_printing(sim: Any, tag: str, code: int = 3) -> str:
 
 
 def trigger_for(project_id: str, job_id: str, conn_id: str = "lightning_default") -> LightningPhaseTrigger:
-    built = LightningPhaseTrigger(kind="job", resource_id=job_id, project_id=project_id, lightning_conn_id=conn_id,
-                                  poll_interval=0.3, stream_logs=True, log_tail_lines=50)
-    _, kwargs = built.serialize()
-    return LightningPhaseTrigger(**json.loads(json.dumps(kwargs)))
-
-
-async def first_event(trigger: LightningPhaseTrigger) -> dict[str, Any]:
-    agen = trigger.run()
-    try:
-        return (await agen.__anext__()).payload
-    finally:
-        await agen.aclose()
+    return rebuilt(kind="job", resource_id=job_id, project_id=project_id, lightning_conn_id=conn_id,
+                   poll_interval=0.3, stream_logs=True, log_tail_lines=50)
 
 
 async def run_all(triggers: list[LightningPhaseTrigger]) -> tuple[list[dict[str, Any]], Any]:

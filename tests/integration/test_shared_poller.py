@@ -13,6 +13,7 @@ import pytest
 from conftest import conn_json
 from lightning_simulator import LightningSimulator
 from scripted_server import Reply, ScriptedServer
+from trigger_runs import first_event, rebuilt, the_poller
 
 from airflow_provider_lightning.api.jobs import JOB, MMT
 from airflow_provider_lightning.api.registry import kind_named, kind_names
@@ -46,26 +47,8 @@ def timed_job(sim, seconds: float, code: int = 0) -> str:
 
 def trigger_for(sim, job_id: str, **kwargs) -> LightningPhaseTrigger:
     """A trigger rebuilt from its serialized form, as the triggerer does."""
-    built = LightningPhaseTrigger(kind="job", resource_id=job_id, project_id=sim.project_id,
-                                  poll_interval=kwargs.pop("poll_interval", INTERVAL), stream_logs=False, **kwargs)
-    _, serialized = built.serialize()
-    return LightningPhaseTrigger(**json.loads(json.dumps(serialized)))
-
-
-async def first_event(trigger: LightningPhaseTrigger) -> dict:
-    agen = trigger.run()
-    try:
-        return (await agen.__anext__()).payload
-    finally:
-        await agen.aclose()
-
-
-async def the_poller() -> poller.SharedPoller:
-    """The one poller of this loop, once the waits have subscribed."""
-    while not poller.pollers():
-        await asyncio.sleep(0.01)
-    (only,) = poller.pollers().values()
-    return only
+    return rebuilt(kind="job", resource_id=job_id, project_id=sim.project_id,
+                   poll_interval=kwargs.pop("poll_interval", INTERVAL), stream_logs=False, **kwargs)
 
 
 def read_requests(sim) -> Counter:

@@ -17,6 +17,7 @@ import pytest
 from conftest import conn_json
 from lightning_simulator import LightningSimulator
 from scripted_server import Reply, ScriptedServer
+from trigger_runs import first_event, rebuilt, the_poller
 
 from airflow_provider_lightning.api import deployments, jobs, studios
 from airflow_provider_lightning.api.deployments import DeploymentSpec
@@ -68,25 +69,8 @@ def studio(sim, started: bool = True) -> str:
 
 def trigger_for(project_id: str, kind: str, resource_id: str, **kwargs: Any) -> LightningPhaseTrigger:
     """A trigger rebuilt from its serialized form, as the triggerer does."""
-    built = LightningPhaseTrigger(kind=kind, resource_id=resource_id, project_id=project_id,
-                                  poll_interval=kwargs.pop("poll_interval", INTERVAL), stream_logs=False, **kwargs)
-    _, serialized = built.serialize()
-    return LightningPhaseTrigger(**json.loads(json.dumps(serialized)))
-
-
-async def first_event(trigger: LightningPhaseTrigger) -> dict[str, Any]:
-    agen = trigger.run()
-    try:
-        return (await agen.__anext__()).payload
-    finally:
-        await agen.aclose()
-
-
-async def the_poller() -> poller.SharedPoller:
-    while not poller.pollers():
-        await asyncio.sleep(0.01)
-    (only,) = poller.pollers().values()
-    return only
+    return rebuilt(kind=kind, resource_id=resource_id, project_id=project_id,
+                   poll_interval=kwargs.pop("poll_interval", INTERVAL), stream_logs=False, **kwargs)
 
 
 async def run_waits(triggers: list[LightningPhaseTrigger]) -> tuple[poller.SharedPoller, list[dict[str, Any]], Any]:
