@@ -51,7 +51,8 @@ test-floor:
 		$(FLOOR_DEPS)
 	$(FLOOR_PY) -m pytest -q -p no:cacheprovider -rs tests/unit \
 		"tests/integration/test_example_dags.py::test_example_dags_import_without_errors_or_deprecation_warnings" \
-		"tests/integration/test_example_dags.py::test_example_job_dag_runs_end_to_end[deferrable]"
+		"tests/integration/test_example_dags.py::test_example_job_dag_runs_end_to_end[deferrable]" \
+		tests/integration/test_worker_death.py
 
 lint: install
 	$(VENV)/bin/ruff check .

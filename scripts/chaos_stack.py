@@ -98,9 +98,11 @@ EXPECTED: dict[tuple[str, str], Expect] = {
     ("chaos_lightning_jobs", "job_ok"): Expect("job", "success", "completed"),
     ("chaos_lightning_jobs", "job_fail"): Expect("job", "failed", "failed"),
     ("chaos_lightning_jobs", "job_timeout"): Expect("job", "failed", "stopped"),
+    ("chaos_lightning_jobs", "job_worker_dies"): Expect("job", "failed", "stopped", deferrable=False),
     ("chaos_lightning_mmt", "mmt_ok"): Expect("mmt", "success", "completed"),
     ("chaos_lightning_mmt", "mmt_fail"): Expect("mmt", "failed", "failed"),
     ("chaos_lightning_mmt", "mmt_timeout"): Expect("mmt", "failed", "stopped"),
+    ("chaos_lightning_mmt", "mmt_worker_dies"): Expect("mmt", "failed", "stopped", deferrable=False),
     ("chaos_lightning_sensors", "submit_ok"): Expect("job", "success", "completed", deferrable=False),
     ("chaos_lightning_sensors", "submit_fail"): Expect("job", "success", "failed", deferrable=False),
     ("chaos_lightning_sensors", "submit_timeout"): Expect("job", "success", "stopped", deferrable=False),
@@ -111,10 +113,13 @@ EXPECTED: dict[tuple[str, str], Expect] = {
     ("chaos_lightning_deployments", "deploy_ok"): Expect("deployment", "success", "scaled to zero"),
     ("chaos_lightning_deployments", "deploy_fail"): Expect("deployment", "failed", "scaled to zero"),
     ("chaos_lightning_deployments", "deploy_timeout"): Expect("deployment", "failed", "scaled to zero"),
+    ("chaos_lightning_deployments", "deploy_worker_dies"): Expect("deployment", "failed", "scaled to zero",
+                                                                  deferrable=False),
     ("chaos_lightning_deployments", "stop_ok"): Expect("stop", "success"),
 }
 DAG_IDS = sorted({dag for dag, _ in EXPECTED})
-DEPLOYMENT_NAMES = {"deploy_ok": "chaos-ok-{}", "deploy_fail": "chaos-fail-{}", "deploy_timeout": "chaos-timeout-{}"}
+DEPLOYMENT_NAMES = {"deploy_ok": "chaos-ok-{}", "deploy_fail": "chaos-fail-{}", "deploy_timeout": "chaos-timeout-{}",
+                    "deploy_worker_dies": "chaos-orphan-{}"}
 MIN_DEFERRABLE = 200
 OWNING = ("job", "mmt", "deployment")  # kinds of task that create Lightning work of their own
 
@@ -655,6 +660,21 @@ def analyse(chaos: Chaos, report: Report, secret_values: dict[str, str]) -> None
     report.row("jobs/MMTs of a try that never ran", len(extra_tries), not extra_tries)
     report.row("jobs/MMTs/deployments belonging to no task", len(unowned), not unowned)
     report.row("Lightning work that ended in the wrong phase (or is missing)", len(phase_problems), not phase_problems)
+    dying = [t for t in tis if t["task_id"].endswith("_worker_dies")]
+    released = []
+    for ti in dying:
+        if ti["task_id"] == "deploy_worker_dies":
+            found = names.get(f"deployment:{DEPLOYMENT_NAMES[ti['task_id']].format(ti['map_index'])}", [])
+            released += [f"{d['name']} at {d.get('replicas', 0)} replicas" for d in found if not d.get("replicas")]
+            continue
+        kind = EXPECTED[(ti["dag_id"], ti["task_id"])].kind
+        base = job_base(ti["dag_id"], ti["task_id"], ti["run_id"], ti["map_index"])
+        released += [f"{base} {norm_phase(item['state'])}" for item in names.get(f"{kind}:{base}", [])
+                     if norm_phase(item["state"]) == "stopped"]
+    report.row("worker killed on the LAST try after creating its work (no retry): failed / work released",
+               f"{sum(t['state'] == 'failed' for t in dying)} / {len(released)} of {len(dying)} "
+               "(released by the failure callback Airflow runs in the dag-processor)",
+               bool(dying) and len(released) == len(dying) and all(t["state"] == "failed" for t in dying))
     report.row("submissions in the simulator (jobs / MMTs / deployments)",
                f"{len(standalone)} / {len(mmts)} / {len(deployments)} "
                f"(+{len(jobs) - len(standalone)} MMT machine jobs)")

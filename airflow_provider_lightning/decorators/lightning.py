@@ -24,7 +24,7 @@ import textwrap
 import tokenize
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.providers.common.compat.sdk import DecoratedOperator, task_decorator_factory
 
@@ -509,12 +509,43 @@ def lightning_task(
     ``env``, ``num_machines``, ``artifacts_destination``, ``deferrable``, ``timeout``, ``retries``, ...), except
     ``command``.
     """
-    return task_decorator_factory(
-        python_callable=python_callable,
+    factory = task_decorator_factory(
+        python_callable=None,
         multiple_outputs=multiple_outputs,
         decorated_operator_class=_LightningDecoratedOperator,
         **kwargs,
     )
+
+    def decorate(function: Callable[..., Any]) -> Any:
+        decorator = factory(function)
+        decorator.__class__ = _mapped_with_release(type(decorator))  # .partial/.override keep the class
+        return decorator
+
+    return cast("TaskDecorator", decorate if python_callable is None else decorate(python_callable))
+
+
+_RELEASING: dict[type, type] = {}
+
+
+def _mapped_with_release(decorator_type: type) -> type:
+    """Airflow's task decorator class, whose mapped tasks also get the worker-death failure callback.
+
+    A plain task gets it in the operator's ``__init__`` (see ``operators.orphans``); a mapped decorated task is
+    built by the decorator's ``_expand`` without ``__init__`` or ``partial``, so its ``partial_kwargs`` gain it
+    there, after Airflow merged the DAG's ``default_args``.
+    """
+    if decorator_type not in _RELEASING:
+
+        def _expand(self: Any, expand_input: Any, *, strict: bool) -> Any:
+            from airflow_provider_lightning.operators.orphans import with_release
+
+            result = decorator_type._expand(self, expand_input, strict=strict)  # type: ignore[attr-defined]
+            arguments = result.operator.partial_kwargs
+            arguments["on_failure_callback"] = with_release(arguments.get("on_failure_callback"))
+            return result
+
+        _RELEASING[decorator_type] = type("LightningTaskDecorator", (decorator_type,), {"_expand": _expand})
+    return _RELEASING[decorator_type]
 
 
 __all__ = ["ARGS_ENV", "FunctionSource", "build_command", "encode_arguments", "function_source", "heredoc_delimiter",

@@ -144,9 +144,26 @@ class LightningBaseOperator(BaseOperator):
         interval = self.default_poll_interval if poll_interval is None else poll_interval
         self.poll_interval: float = seconds(interval, "poll_interval", allow_none=False)  # type: ignore[assignment]
         self.timeout = seconds(self.default_timeout if timeout is self._UNSET else timeout, "timeout")
+        if hasattr(type(self), "release_orphaned_work"):  # jobs and deployments: see operators.orphans
+            from airflow_provider_lightning.operators.orphans import with_release
+
+            self.on_failure_callback = with_release(self.on_failure_callback)
         self._hook: LightningHook | None = None
         self._owned: WaitSpec | None = None  # what on_kill stops in blocking mode
         self._page_url: str | None = None  # the extra link's URL once this process knows it
+
+    @classmethod
+    def partial(cls, **kwargs: Any) -> Any:  # type: ignore[override]
+        """``BaseOperator.partial``; a mapped job or deployment task gets the worker-death failure callback too."""
+        from airflow.sdk.bases.operator import partial as sdk_partial
+
+        operator_partial = sdk_partial(cls, **kwargs)
+        if hasattr(cls, "release_orphaned_work"):
+            from airflow_provider_lightning.operators.orphans import with_release
+
+            callbacks = operator_partial.kwargs.get("on_failure_callback")
+            operator_partial.kwargs["on_failure_callback"] = with_release(callbacks)
+        return operator_partial
 
     # -- hook ----------------------------------------------------------------------------------
 

@@ -218,6 +218,37 @@ class LightningDeploymentOperator(LightningBaseOperator):
             return self._done(context, state, wait.event(EventStatus.SUCCESS, state, "ready"))
         return self.wait(context, wait)
 
+    @classmethod
+    def release_orphaned_work(cls, arguments: Any, context: Context) -> list[str]:
+        """Scale to zero the deployments this task instance created (its owner key in their release notes) that
+        still run (see ``operators.orphans``); what was done."""
+        from airflow_provider_lightning import DEFAULT_CONN_ID
+        from airflow_provider_lightning.api.deployments import DEPLOYMENT, deployment_page, owner_of
+        from airflow_provider_lightning.api.stopping import STOP_RETRY, release
+        from airflow_provider_lightning.operators.base import make_hook
+        from airflow_provider_lightning.operators.orphans import MAX_PAGES
+
+        key = task_key(context)
+        hook = make_hook(arguments.get("lightning_conn_id", DEFAULT_CONN_ID), arguments.get("teamspace", None),
+                         retry=STOP_RETRY)
+        done: list[str] = []
+        try:
+            token = ""
+            for _ in range(MAX_PAGES):
+                page = hook.run(deployment_page(hook.project_id, token, 100))
+                for deployment_id, data in page.entries.items():
+                    if owner_of(data) != key:
+                        continue
+                    result = hook.run(release(DEPLOYMENT, hook.project_id, deployment_id))
+                    if not result.startswith("nothing to stop"):
+                        done.append(f"deployment {wire_name(data)} ({deployment_id}) {result} (scaled to zero)")
+                token = page.next_token
+                if not token:
+                    break
+        finally:
+            hook.close()
+        return done
+
     def complete(self, context: Context, event: WaitEvent) -> dict[str, Any]:
         """The deployment's URLs, release and upsert outcome (what the task returns)."""
         from airflow_provider_lightning.api.deployments import urls_of
@@ -363,3 +394,7 @@ class LightningDeleteDeploymentOperator(_ExistingDeploymentOperator):
         deleted = self._get_hook().delete_deployment(state.id)
         self.log.info("Deployment %s (%s) %s", state.name, state.id, "deleted" if deleted else "was already gone")
         return {"deployment_id": state.id, "deployment_name": state.name, "deleted": deleted}
+
+
+def wire_name(data: Any) -> str:
+    return str(data.get("name", "")) if isinstance(data, Mapping) else ""

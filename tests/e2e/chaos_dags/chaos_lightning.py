@@ -7,7 +7,10 @@ task must end, and scripts/chaos_stack.py checks it (plus the phase its Lightnin
   sensor watches fails); ``*_timeout`` fail because their ``timeout`` passes (a job or multi-machine job is then
   stopped, a deployment scaled to zero; a sensor leaves its job alone: ``stop_watched_jobs`` stops those);
 * every deployment a ``deploy_ok`` task brings up is scaled to zero by ``stop_ok`` at the end, so nothing is
-  left serving.
+  left serving;
+* ``*_worker_dies`` tasks (no retries) lose their worker right after creating their work: the task process
+  ``kill -9``s its supervisor (the Celery pool process) and itself. Airflow fails them by heartbeat timeout and
+  runs their failure callback in the dag-processor, which must stop the job or scale the deployment to zero.
 
 Remote work takes seconds to a minute (long enough for many triggers to be deferred at once). Secrets go in as a running job would get them: the connection's API key and the
 ``chaos_secret_token`` Variable as templated env values (some jobs print the API key: Airflow must mask it in
@@ -18,6 +21,7 @@ the worker's and the triggerer's part of the task log), and a deployment endpoin
 from __future__ import annotations
 
 import os
+import signal
 from datetime import timedelta
 from typing import Any
 
@@ -33,6 +37,29 @@ from airflow_provider_lightning.operators.mmt import LightningMultiMachineJobOpe
 from airflow_provider_lightning.sensors.lightning import LightningJobSensor
 
 IMAGE = "python:3.11-slim"
+
+
+class _WorkerDiesAfterCreating:
+    """The worker dies right after this try created its Lightning work: no operator code runs after it."""
+
+    def wait(self, context: Any, spec: Any, method_name: str = "execute_complete") -> Any:
+        if os.environ.get("CHAOS_STACK_DEPLOY_TOKEN"):  # only inside the chaos stack's Celery workers
+            os.kill(os.getppid(), signal.SIGKILL)  # the supervisor (Celery pool process): no heartbeat any more
+            os.kill(os.getpid(), signal.SIGKILL)
+        raise RuntimeError("_WorkerDiesAfterCreating only runs in make chaos-stack")
+
+
+class JobWorkerDies(_WorkerDiesAfterCreating, LightningJobOperator):
+    pass
+
+
+class MultiMachineJobWorkerDies(_WorkerDiesAfterCreating, LightningMultiMachineJobOperator):
+    pass
+
+
+class DeploymentWorkerDies(_WorkerDiesAfterCreating, LightningDeploymentOperator):
+    pass
+
 POLL = 3  # seconds between status reads of every deferred task
 RETRY = timedelta(seconds=3)
 DEPLOY_TOKEN = os.environ.get("CHAOS_STACK_DEPLOY_TOKEN", "chaos-stack-token-not-set")
@@ -75,6 +102,9 @@ with DAG(dag_id="chaos_lightning_jobs", schedule=None, doc_md="Job tasks: 72 suc
     LightningJobOperator.partial(
         task_id="job_timeout", image=IMAGE, env=SECRET_ENV, deferrable=True, poll_interval=POLL, timeout=8, retries=1,
     ).expand(command=[f'echo "chaos job {i}: runs too long"; sleep 300' for i in range(16)])
+    JobWorkerDies.partial(
+        task_id="job_worker_dies", image=IMAGE, deferrable=True, poll_interval=POLL, timeout=300, retries=0,
+    ).expand(command=[f'echo "orphan {i}"; sleep 300' for i in range(2)])
 
 with DAG(dag_id="chaos_lightning_mmt", schedule=None,
          doc_md="Multi-machine jobs (2 machines): 16 succeed, 6 fail, 6 time out.", **DAG_ARGS):
@@ -89,6 +119,10 @@ with DAG(dag_id="chaos_lightning_mmt", schedule=None,
     LightningMultiMachineJobOperator.partial(
         task_id="mmt_timeout", image=IMAGE, num_machines=2, deferrable=True, poll_interval=POLL, timeout=8, retries=1,
     ).expand(command=[f'echo "mmt {i} rank $NODE_RANK runs too long"; sleep 300' for i in range(6)])
+    MultiMachineJobWorkerDies(
+        task_id="mmt_worker_dies", image=IMAGE, num_machines=2, deferrable=True, poll_interval=POLL, timeout=300,
+        retries=0, command='echo "orphan mmt rank $NODE_RANK"; sleep 300',
+    )
 
 with DAG(dag_id="chaos_lightning_sensors", schedule=None,
          doc_md="Deferrable job sensors, three per watched job: 24 succeed, 12 fail, 9 time out.", **DAG_ARGS):
@@ -136,6 +170,9 @@ with DAG(dag_id="chaos_lightning_deployments", schedule=None,
     LightningDeploymentOperator.partial(
         task_id="deploy_timeout", timeout=10, retries=1, env={"LIGHTNING_SIM_DEPLOYMENT": "crashloop"}, **deploy,
     ).expand(deployment_name=[f"chaos-timeout-{i}" for i in range(5)])
+    DeploymentWorkerDies.partial(
+        task_id="deploy_worker_dies", timeout=120, retries=0, env={"LIGHTNING_SIM_DEPLOYMENT": "crashloop"}, **deploy,
+    ).expand(deployment_name=[f"chaos-orphan-{i}" for i in range(2)])
     ready >> LightningStopDeploymentOperator.partial(
         task_id="stop_ok", deferrable=True, poll_interval=POLL, timeout=120, trigger_rule="all_done",
     ).expand(deployment_name=OK_DEPLOYMENTS)
