@@ -241,7 +241,9 @@ class LightningDeploymentOperator(LightningBaseOperator):
                         continue
                     result = hook.run(release(DEPLOYMENT, hook.project_id, deployment_id))
                     if not result.startswith("nothing to stop"):
-                        done.append(f"deployment {wire_name(data)} ({deployment_id}) {result} (scaled to zero)")
+                        state = page.state(deployment_id)
+                        name = state.name if state is not None else deployment_id
+                        done.append(f"deployment {name} ({deployment_id}) {result} (scaled to zero)")
                 token = page.next_token
                 if not token:
                     break
@@ -394,7 +396,3 @@ class LightningDeleteDeploymentOperator(_ExistingDeploymentOperator):
         deleted = self._get_hook().delete_deployment(state.id)
         self.log.info("Deployment %s (%s) %s", state.name, state.id, "deleted" if deleted else "was already gone")
         return {"deployment_id": state.id, "deployment_name": state.name, "deleted": deleted}
-
-
-def wire_name(data: Any) -> str:
-    return str(data.get("name", "")) if isinstance(data, Mapping) else ""

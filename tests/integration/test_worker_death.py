@@ -71,7 +71,7 @@ def test_a_failure_in_the_task_process_makes_no_request(sim):
     assert list(sim.request_log) == []
 
 
-def test_the_deployment_a_dead_worker_created_on_the_last_try_is_scaled_to_zero(sim):
+def test_the_deployment_a_dead_worker_created_on_the_last_try_is_scaled_to_zero(sim, caplog):
     name = unique("orphan-dep")
     ctx = context(run_id=unique("dep"), try_number=1)
     make = lambda: LightningDeploymentOperator(  # noqa: E731
@@ -81,9 +81,11 @@ def test_the_deployment_a_dead_worker_created_on_the_last_try_is_scaled_to_zero(
         dies_after_submit(make()).execute(ctx)
     assert str(sim.get_deployment(name)["autoscaling"]["maxReplicas"]) != "0"
 
-    release_orphans({"task": make(), "ti": ctx["ti"]})
+    with caplog.at_level("WARNING", logger="airflow_provider_lightning.operators.orphans"):
+        release_orphans({"task": make(), "ti": ctx["ti"]})
 
     assert str(sim.get_deployment(name)["autoscaling"]["maxReplicas"]) == "0"
+    assert f"failed without its worker: deployment {name} (" in caplog.text
 
 
 def test_a_mapped_task_carries_the_callback_and_its_map_index_finds_its_own_job(sim):
