@@ -27,7 +27,9 @@ What it does:
    multi-machine jobs not in a terminal phase, deployments with replicas), no secret in any log (the API key
    of the connection, its Basic credentials, the Variable and the deployment token the DAGs pass; every file
    under ``<stack>/logs`` and the component logs ``<stack>/run/*.log``), the triggerer takeover time, and
-   that the chaos really happened (faults answered, components killed while busy).
+   that the chaos really happened (faults answered, components killed while busy), and that the
+   ``*_worker_dies`` tasks (no retries; each ``kill -9``s its own Celery pool process right after creating its
+   work) ended failed with their work released by the provider's failure callback in the dag-processor.
 
 The in-process ``make chaos`` (scripts/chaos.py) drives triggers itself; this is the same idea against real
 Airflow processes. Settings the stack gets on top of the prod profile: ``[scheduler]
