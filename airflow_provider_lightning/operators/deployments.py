@@ -222,34 +222,12 @@ class LightningDeploymentOperator(LightningBaseOperator):
     def release_orphaned_work(cls, arguments: Any, context: Context) -> list[str]:
         """Scale to zero the deployments this task instance created (its owner key in their release notes) that
         still run (see ``operators.orphans``); what was done."""
-        from airflow_provider_lightning import DEFAULT_CONN_ID
         from airflow_provider_lightning.api.deployments import DEPLOYMENT, deployment_page, owner_of
-        from airflow_provider_lightning.api.stopping import STOP_RETRY, release
-        from airflow_provider_lightning.operators.base import make_hook
-        from airflow_provider_lightning.operators.orphans import MAX_PAGES
+        from airflow_provider_lightning.operators.orphans import release_listed
 
         key = task_key(context)
-        hook = make_hook(arguments.get("lightning_conn_id", DEFAULT_CONN_ID), arguments.get("teamspace", None),
-                         retry=STOP_RETRY)
-        done: list[str] = []
-        try:
-            token = ""
-            for _ in range(MAX_PAGES):
-                page = hook.run(deployment_page(hook.project_id, token, 100))
-                for deployment_id, data in page.entries.items():
-                    if owner_of(data) != key:
-                        continue
-                    result = hook.run(release(DEPLOYMENT, hook.project_id, deployment_id))
-                    if not result.startswith("nothing to stop"):
-                        state = page.state(deployment_id)
-                        name = state.name if state is not None else deployment_id
-                        done.append(f"deployment {name} ({deployment_id}) {result} (scaled to zero)")
-                token = page.next_token
-                if not token:
-                    break
-        finally:
-            hook.close()
-        return done
+        return release_listed(arguments, [(DEPLOYMENT, lambda project, token: deployment_page(project, token, 100))],
+                              lambda page, resource_id: owner_of(page.entries[resource_id]) == key)
 
     def complete(self, context: Context, event: WaitEvent) -> dict[str, Any]:
         """The deployment's URLs, release and upsert outcome (what the task returns)."""

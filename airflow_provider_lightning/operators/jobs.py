@@ -5,13 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow_provider_lightning import DEFAULT_CONN_ID
 from airflow_provider_lightning.links import JOB_URL_KEY, LightningJobLink
 from airflow_provider_lightning.operators.base import (
     LightningBaseOperator,
     first_try_since_clear,
     is_template,
-    make_hook,
     run_name,
     task_key,
     try_name,
@@ -261,30 +259,21 @@ class LightningJobOperator(LightningBaseOperator):
     def release_orphaned_work(cls, arguments: Any, context: Context) -> list[str]:
         """Stop this task instance's jobs still pending or running (see ``operators.orphans``); what was done."""
         from airflow_provider_lightning.api.jobs import JOB, MMT, job_page, mmt_list
-        from airflow_provider_lightning.api.stopping import STOP_RETRY
-        from airflow_provider_lightning.operators.orphans import MAX_PAGES, job_name_pattern
+        from airflow_provider_lightning.operators.orphans import job_name_pattern, release_listed
 
         if not arguments.get("wait_for_completion", True):
             return []  # the job was meant to outlive the task
         pattern = job_name_pattern(task_key(context))
-        hook = make_hook(arguments.get("lightning_conn_id", DEFAULT_CONN_ID), arguments.get("teamspace", None),
-                         retry=STOP_RETRY)
-        done: list[str] = []
-        try:
-            project = hook.project_id
-            pages = [(JOB, job_page, state) for state in ("running", "pending")]
-            for kind, page_of, state in pages:
-                token = ""
-                for _ in range(MAX_PAGES):
-                    page = hook.run(page_of(project, state, token, 500))
-                    done += _stop_matching(hook, kind, page, pattern)
-                    token = page.next_token
-                    if not token:
-                        break
-            done += _stop_matching(hook, MMT, hook.run(mmt_list(project)), pattern)
-        finally:
-            hook.close()
-        return done
+
+        def is_mine(page: Any, resource_id: str) -> bool:
+            state = page.state(resource_id)
+            return state is not None and state.phase.is_active and bool(pattern.search(state.name))
+
+        return release_listed(arguments, [
+            (JOB, lambda project, token: job_page(project, "running", token, 500)),
+            (JOB, lambda project, token: job_page(project, "pending", token, 500)),
+            (MMT, lambda project, token: mmt_list(project)),
+        ], is_mine)
 
     def execute(self, context: Context) -> Any:
         from airflow_provider_lightning.triggers.contract import EventStatus, Ownership
@@ -426,16 +415,3 @@ def _short(value: Any, limit: int = 500) -> str:
     text = json.dumps(value, default=str)
     return text if len(text) <= limit else text[:limit] + "..."
 
-
-def _stop_matching(hook: Any, kind: Any, page: Any, pattern: Any) -> list[str]:
-    """Stop the listed resources whose names match ``pattern`` and that are still active; what was done."""
-    from airflow_provider_lightning.api.stopping import release
-
-    done = []
-    for resource_id in page.entries:
-        state = page.state(resource_id)
-        if state is None or not pattern.search(state.name) or not state.phase.is_active:
-            continue
-        result = hook.run(release(kind, hook.project_id, resource_id))
-        done.append(f"{kind.label} {state.name} ({resource_id}) {result}")
-    return done

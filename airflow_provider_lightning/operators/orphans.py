@@ -17,8 +17,16 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow_provider_lightning.api.resources import ListPage, ResourceKind
+    from airflow_provider_lightning.api.transport import ApiCall
+    from airflow_provider_lightning.hooks.lightning import LightningHook
+
+    #: One page of a list: ``(project_id, page token) -> GET``.
+    Lister = Callable[[str, str], ApiCall[ListPage]]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +62,48 @@ def with_release(callbacks: Any) -> list[Callable[..., Any]]:
     else:
         found = list(callbacks)
     return found if release_orphans in found else [*found, release_orphans]
+
+
+def release_listed(arguments: Any, lists: Sequence[tuple[ResourceKind, Lister]],
+                   is_mine: Callable[[ListPage, str], bool]) -> list[str]:
+    """Release (stop, or scale to zero) every listed resource ``is_mine`` accepts; what was done.
+
+    :param arguments: the task's constructor arguments (``lightning_conn_id``, ``teamspace``).
+    :param lists: each list to read, with the kind its entries are: read page by page, at most :data:`MAX_PAGES`.
+    :param is_mine: whether a page's entry (by id) is this task instance's work, still to release.
+    """
+    from airflow_provider_lightning import DEFAULT_CONN_ID
+    from airflow_provider_lightning.api.stopping import STOP_RETRY, release
+    from airflow_provider_lightning.operators.base import make_hook
+
+    hook = make_hook(arguments.get("lightning_conn_id", DEFAULT_CONN_ID), arguments.get("teamspace", None),
+                     retry=STOP_RETRY)
+    done: list[str] = []
+    try:
+        for kind, lister in lists:
+            for page in _pages(hook, lister):
+                for resource_id in [rid for rid in page.entries if is_mine(page, rid)]:
+                    result = hook.run(release(kind, hook.project_id, resource_id))
+                    if result.startswith("nothing to stop"):
+                        continue
+                    state = page.state(resource_id)
+                    name = state.name if state is not None else resource_id
+                    done.append(f"{kind.label.removeprefix('Lightning ')} {name} ({resource_id}) {result}")
+    finally:
+        hook.close()
+    return done
+
+
+def _pages(hook: LightningHook, lister: Lister) -> Iterator[ListPage]:
+    """The pages of one list, newest first, until the last one (or :data:`MAX_PAGES`)."""
+    token, seen = "", set()
+    for _ in range(MAX_PAGES):
+        page = hook.run(lister(hook.project_id, token))
+        yield page
+        token = page.next_token
+        if not token or token in seen:
+            return
+        seen.add(token)
 
 
 def job_name_pattern(task_key: str) -> re.Pattern[str]:
